@@ -1,0 +1,39 @@
+# edge112: the two commands a newcomer needs are `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.installed
+SYSTEM_TOOLS ?=
+
+.PHONY: demo test lint typecheck unit bench clean system-deps
+
+system-deps:
+	@scripts/ensure-system-deps.sh $(SYSTEM_TOOLS)
+
+$(STAMP): pyproject.toml setup.py $(wildcard cython_ext/*.pyx)
+	@scripts/ensure-system-deps.sh $(SYSTEM_TOOLS)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/edge112 demo $(DEMO_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test: lint typecheck unit
+
+bench: $(STAMP)
+	$(BIN)/python bench/bench_spine.py $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) build *.egg-info cython_ext/*.c cython_ext/*.so

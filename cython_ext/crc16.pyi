@@ -1,0 +1,9 @@
+BytesLike = bytes | bytearray | memoryview
+
+INIT: int
+FINAL_XOR: int
+GOOD_RESIDUE: int
+
+def crc16_x25_update(crc: int, data: BytesLike) -> int: ...
+def crc16_x25(data: BytesLike) -> int: ...
+def fcs_ok(frame_with_fcs: BytesLike) -> bool: ...

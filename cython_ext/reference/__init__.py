@@ -1,0 +1,1 @@
+"""Pure-Python reference implementations of the hot paths in ``cython_ext``."""

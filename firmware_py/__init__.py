@@ -1,0 +1,1 @@
+"""Board layer: service watchdog (systemd notify), GPIO backends, LEDs, power keys."""

@@ -1,0 +1,209 @@
+"""Typed events: what the gateway saw, before and after the outbox commits it.
+
+An event is created by a driver or the gateway as one of the dataclasses
+below. The outbox gives it its place in the per-gateway sequence when it
+commits it, and wraps it in the contract's envelope::
+
+    {
+      "schema": "1.0",                      # contract version (major is in the topic)
+      "event_id": "0192f1c4-...",           # UUIDv7, stable across resends
+      "seq": 42,                            # per gateway, 1 for the first, never reused
+      "type": "call.offered",
+      "ts": "2026-11-28T04:40:12.345Z",     # when the gateway saw it, UTC
+      "gateway_id": "bontang-01",
+      "region": "64.74",
+      "data": {...}                         # per type, see gateway/schemas/
+    }
+
+Every event class names its ``TYPE`` and ``PRIORITY`` as class constants, so
+a misspelt type fails at import time instead of producing a silent topic.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import IntEnum, StrEnum
+from typing import Any, ClassVar
+
+from gateway.ids import uuid7_str
+
+SCHEMA_VERSION = "1.0"
+TOPIC_ROOT = "edge112/v1"
+
+
+class EventType(StrEnum):
+    CALL_OFFERED = "call.offered"
+    CALL_ANSWERED = "call.answered"
+    CALL_ENDED = "call.ended"
+    CALL_ABANDONED = "call.abandoned"
+    LINE_STATUS = "line.status"
+    GATEWAY_ALARM = "gateway.alarm"
+
+
+class Priority(IntEnum):
+    """Lower value leaves the outbox first. Only TELEMETRY may ever be shed."""
+
+    EMERGENCY = 0  # calls, alarms: never evicted
+    TELEMETRY = 1  # line health: shed oldest-first when the outbox is over budget
+
+
+class Presentation(StrEnum):
+    """Calling line identity presentation, from the +CLIP ``<CLI validity>``."""
+
+    ALLOWED = "allowed"  # number given
+    RESTRICTED = "restricted"  # caller withheld it (CLIR)
+    UNAVAILABLE = "unavailable"  # network did not give one (e.g. SIM-less 112 call)
+
+
+class EndCause(StrEnum):
+    REMOTE_HANGUP = "remote_hangup"  # NO CARRIER after the caller or network cleared
+    LOCAL_HANGUP = "local_hangup"  # the gateway hung up
+    BUSY = "busy"
+    NO_ANSWER = "no_answer"
+    LINE_LOST = "line_lost"  # the modem or its port vanished during the call
+    UNKNOWN = "unknown"
+
+
+class AlarmSeverity(StrEnum):
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def format_ts(moment: datetime) -> str:
+    """RFC 3339, UTC, millisecond precision, ``Z`` suffix."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    """Base of every event. Subclasses add the fields that form ``data``."""
+
+    TYPE: ClassVar[EventType]
+    PRIORITY: ClassVar[Priority] = Priority.EMERGENCY
+
+    event_id: str = field(default_factory=uuid7_str)
+    observed_at: datetime = field(default_factory=utc_now)
+
+    def data(self) -> dict[str, Any]:
+        return {
+            f.name: _plain(getattr(self, f.name))
+            for f in dataclasses.fields(self)
+            if f.name not in ("event_id", "observed_at")
+        }
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, StrEnum):
+        return value.value
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallOffered(Event):
+    """An incoming call rings on a line (first RING with its caller id, if any)."""
+
+    TYPE = EventType.CALL_OFFERED
+    call_id: str
+    line: str
+    number: str | None
+    presentation: Presentation
+    ring_count: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallAnswered(Event):
+    TYPE = EventType.CALL_ANSWERED
+    call_id: str
+    line: str
+    ring_count: int
+    ring_time_ms: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallEnded(Event):
+    """An answered call ended; ``duration_ms`` runs from answer to end."""
+
+    TYPE = EventType.CALL_ENDED
+    call_id: str
+    line: str
+    duration_ms: int
+    cause: EndCause
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallAbandoned(Event):
+    """A call ended before anyone answered it (terputus)."""
+
+    TYPE = EventType.CALL_ABANDONED
+    call_id: str
+    line: str
+    ring_count: int
+    ring_time_ms: int
+    cause: EndCause
+
+
+@dataclass(frozen=True, kw_only=True)
+class LineStatus(Event):
+    """Health of one line (modem): reachable, registered, signal."""
+
+    TYPE = EventType.LINE_STATUS
+    PRIORITY = Priority.TELEMETRY
+    line: str
+    state: str  # "up" | "down"
+    detail: str
+    signal_dbm: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class GatewayAlarm(Event):
+    """Something the gateway could not do or keep, said exactly."""
+
+    TYPE = EventType.GATEWAY_ALARM
+    code: str
+    severity: AlarmSeverity
+    message: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+EVENT_CLASSES: dict[EventType, type[Event]] = {
+    cls.TYPE: cls
+    for cls in (CallOffered, CallAnswered, CallEnded, CallAbandoned, LineStatus, GatewayAlarm)
+}
+
+
+def topic_for(region: str, gateway_id: str, event_type: str) -> str:
+    return f"{TOPIC_ROOT}/{region}/{gateway_id}/event/{event_type}"
+
+
+def status_topic(region: str, gateway_id: str) -> str:
+    return f"{TOPIC_ROOT}/{region}/{gateway_id}/status"
+
+
+def envelope(event: Event, *, seq: int, gateway_id: str, region: str) -> dict[str, Any]:
+    return {
+        "schema": SCHEMA_VERSION,
+        "event_id": event.event_id,
+        "seq": seq,
+        "type": event.TYPE.value,
+        "ts": format_ts(event.observed_at),
+        "gateway_id": gateway_id,
+        "region": region,
+        "data": event.data(),
+    }
+
+
+def encode(event: Event, *, seq: int, gateway_id: str, region: str) -> bytes:
+    """The exact bytes published for this event (compact UTF-8 JSON)."""
+    body = envelope(event, seq=seq, gateway_id=gateway_id, region=region)
+    return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Install the system packages edge112 needs to build, test and demo:
+# a C compiler and Python headers (Cython extensions), venv, and mosquitto
+# (the tests and the demo start private brokers on loopback ports).
+# Uses apt-get when run as root (or with password-less sudo); otherwise it
+# prints the exact command to run and fails.
+set -euo pipefail
+
+need=()
+command -v cc >/dev/null 2>&1 || need+=(build-essential)
+python3 -c 'import sysconfig, os, sys; sys.exit(0 if os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")) else 1)' \
+    || need+=(python3-dev)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
+[[ -x /usr/sbin/mosquitto ]] || command -v mosquitto >/dev/null 2>&1 || need+=(mosquitto)
+for extra in "$@"; do
+    command -v "$extra" >/dev/null 2>&1 || need+=("$extra")
+done
+
+((${#need[@]})) || exit 0
+
+echo "edge112: installing system packages: ${need[*]}" >&2
+if [[ $(id -u) -eq 0 ]]; then
+    SUDO=()
+elif sudo -n true 2>/dev/null; then
+    SUDO=(sudo -n)
+else
+    echo "edge112: cannot install ${need[*]} without root. Run:" >&2
+    echo "    sudo apt-get update && sudo apt-get install -y ${need[*]}" >&2
+    exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+"${SUDO[@]}" apt-get update -qq
+"${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
