@@ -1,0 +1,170 @@
+"""The ``edge112`` command line.
+
+Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from gateway import __version__
+from gateway.config import Config, ConfigError, load_config
+from gateway.logs import setup_logging
+
+if TYPE_CHECKING:
+    from gateway.outbox import OutboxReader
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+def _config_or_exit(path: str) -> Config:
+    try:
+        return load_config(path)
+    except ConfigError as error:
+        print(f"edge112: {error}", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE) from None
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from gateway.daemon import run
+
+    config = _config_or_exit(args.config)
+    setup_logging(args.log_level or config.gateway.log_level)
+    return run(config)
+
+
+def cmd_config_check(args: argparse.Namespace) -> int:
+    config = _config_or_exit(args.file)
+    print(
+        f"{args.file}: ok (gateway {config.gateway.id}, region {config.gateway.region}, "
+        f"{len(config.modems)} modem(s), broker {config.mqtt.url})"
+    )
+    return EXIT_OK
+
+
+def cmd_config_example(_args: argparse.Namespace) -> int:
+    from gateway.config import EXAMPLE_CONFIG
+
+    sys.stdout.write(EXAMPLE_CONFIG.read_text())
+    return EXIT_OK
+
+
+def _queue_reader(args: argparse.Namespace) -> tuple[OutboxReader, int]:
+    from gateway.outbox import OutboxReader
+
+    config = _config_or_exit(args.config)
+    path = Path(config.outbox.path)
+    if not path.exists():
+        print(f"edge112: no outbox at {path} (has the gateway run yet?)", file=sys.stderr)
+        raise SystemExit(EXIT_FAILURE)
+    return OutboxReader(path), config.outbox.max_bytes
+
+
+def cmd_queue_stats(args: argparse.Namespace) -> int:
+    reader, max_bytes = _queue_reader(args)
+    stats = reader.stats(max_bytes=max_bytes).as_dict()
+    reader.close()
+    if args.json:
+        print(json.dumps(stats, indent=2))
+    else:
+        for key, value in stats.items():
+            print(f"{key:20} {value}")
+    return EXIT_OK
+
+
+def cmd_queue_peek(args: argparse.Namespace) -> int:
+    reader, _ = _queue_reader(args)
+    rows = reader.peek(args.limit)
+    reader.close()
+    for row in rows:
+        if args.json:
+            print(row.payload.decode())
+        else:
+            print(f"seq={row.seq:<8} priority={row.priority} {row.type:16} {row.topic}")
+    return EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from gateway.demo import run_demo
+
+    setup_logging(args.log_level or "warning")
+    return run_demo(broker_url=args.broker, duration_s=args.duration, calls_per_minute=args.rate)
+
+
+def cmd_sim_gsm(args: argparse.Namespace) -> int:
+    from drivers.simulated import cli as sim_cli
+
+    setup_logging(args.log_level or "info")
+    return sim_cli.run(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edge112", description="Edge gateway for 112 emergency call centers."
+    )
+    parser.add_argument("--version", action="version", version=f"edge112 {__version__}")
+    parser.add_argument(
+        "--log-level", choices=["debug", "info", "warning", "error"], help="override log level"
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run_parser = commands.add_parser("run", help="run the gateway daemon")
+    run_parser.add_argument("--config", required=True, help="TOML configuration file")
+    run_parser.set_defaults(func=cmd_run)
+
+    demo = commands.add_parser(
+        "demo", help="everything on simulated hardware: modems, gateway, broker, subscriber"
+    )
+    demo.add_argument("--broker", help="use this broker (mqtt://host:port) instead of a private one")
+    demo.add_argument("--duration", type=float, default=30.0, help="seconds of calls (default 30)")
+    demo.add_argument("--rate", type=float, default=20.0, help="calls per minute per modem")
+    demo.set_defaults(func=cmd_demo)
+
+    sim = commands.add_parser("sim", help="simulated hardware").add_subparsers(
+        dest="device", required=True, metavar="DEVICE"
+    )
+    sim_gsm = sim.add_parser("gsm", help="a virtual GSM modem on a pseudo-terminal")
+    from drivers.simulated import cli as sim_cli
+
+    sim_cli.add_arguments(sim_gsm)
+    sim_gsm.set_defaults(func=cmd_sim_gsm)
+
+    queue = commands.add_parser("queue", help="inspect the outbox").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    stats = queue.add_parser("stats", help="pending events, bytes, next seq")
+    stats.add_argument("--config", required=True)
+    stats.add_argument("--json", action="store_true")
+    stats.set_defaults(func=cmd_queue_stats)
+    peek = queue.add_parser("peek", help="the next events to leave, in order")
+    peek.add_argument("--config", required=True)
+    peek.add_argument("--limit", type=int, default=10)
+    peek.add_argument("--json", action="store_true", help="print the exact payloads")
+    peek.set_defaults(func=cmd_queue_peek)
+
+    config = commands.add_parser("config", help="configuration files").add_subparsers(
+        dest="action", required=True, metavar="ACTION"
+    )
+    check = config.add_parser("check", help="validate a configuration file (exit 2 if bad)")
+    check.add_argument("file")
+    check.set_defaults(func=cmd_config_check)
+    example = config.add_parser("example", help="print the annotated example configuration")
+    example.set_defaults(func=cmd_config_example)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        return EXIT_FAILURE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

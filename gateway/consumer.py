@@ -1,0 +1,142 @@
+"""The consumer side of the contract: subscribe, check, count.
+
+``FeedMonitor`` is what a regional center runs to check a gateway's feed for
+completeness: it subscribes to ``edge112/v1/#`` (or a narrower filter),
+parses every event, drops duplicates by ``event_id``, and keeps per gateway
+the set of ``seq`` received, so gaps (lost events) and duplicates are counted
+exactly. ``edge112 demo`` prints its live view and closing summary from it;
+the tests use it as their subscriber.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+
+from gateway.events import TOPIC_ROOT
+
+
+@dataclass
+class GatewayFeed:
+    """What one gateway sent: events by seq, duplicates, status."""
+
+    events: dict[int, dict[str, Any]] = field(default_factory=dict)
+    order: list[int] = field(default_factory=list)  # seqs in arrival order, duplicates included
+    duplicates: int = 0
+    status: str | None = None
+
+    def missing(self, up_to: int | None = None) -> list[int]:
+        """Seqs from 1 to ``up_to`` (default: highest seen) never received."""
+        top = up_to if up_to is not None else max(self.events, default=0)
+        return [seq for seq in range(1, top + 1) if seq not in self.events]
+
+
+class FeedMonitor:
+    """Subscribe to edge112 events and account for every seq."""
+
+    def __init__(
+        self,
+        url: str,
+        topic_filter: str = f"{TOPIC_ROOT}/#",
+        *,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
+        client_id: str = "",
+    ) -> None:
+        parts = urlsplit(url)
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = parts.port or 1883
+        self.topic_filter = topic_filter
+        self.on_event = on_event
+        self.feeds: dict[str, GatewayFeed] = {}
+        self.malformed: list[str] = []
+        self.received = 0
+        self._changed = threading.Condition()
+        self._client = mqtt.Client(
+            CallbackAPIVersion.VERSION2, client_id=client_id, protocol=MQTTProtocolVersion.MQTTv5
+        )
+        self._client.on_message = self._on_message
+        self._client.on_connect = self._on_connect
+        self._subscribed = threading.Event()
+
+    def _on_connect(self, client: mqtt.Client, *_args: Any) -> None:
+        client.subscribe(self.topic_filter, qos=1)
+        self._subscribed.set()
+
+    def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+        with self._changed:
+            self.received += 1
+            levels = message.topic.split("/")
+            if len(levels) == 5 and levels[4] == "status":
+                self.feeds.setdefault(levels[3], GatewayFeed()).status = message.payload.decode()
+            else:
+                self._take_event(message)
+            self._changed.notify_all()
+
+    def _take_event(self, message: mqtt.MQTTMessage) -> None:
+        try:
+            event = json.loads(message.payload)
+            gateway_id, seq = event["gateway_id"], int(event["seq"])
+        except (ValueError, KeyError, TypeError) as error:
+            self.malformed.append(f"{message.topic}: {error}")
+            return
+        feed = self.feeds.setdefault(gateway_id, GatewayFeed())
+        if seq == 0:  # sent directly, not from the outbox (an alarm about an unkept event)
+            feed.order.append(seq)
+        elif seq in feed.events:
+            feed.duplicates += 1
+            feed.order.append(seq)
+            return
+        else:
+            feed.events[seq] = event
+            feed.order.append(seq)
+        if self.on_event is not None:
+            self.on_event(event)
+
+    def start(self, timeout: float = 10.0) -> FeedMonitor:
+        self._client.connect(self.host, self.port)
+        self._client.loop_start()
+        if not self._subscribed.wait(timeout):
+            raise TimeoutError(f"could not subscribe at {self.host}:{self.port}")
+        time.sleep(0.05)  # let the SUBACK land before events are produced
+        return self
+
+    def stop(self) -> None:
+        self._client.disconnect()
+        self._client.loop_stop()
+
+    def wait_for(self, predicate: Callable[[FeedMonitor], bool], timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while not predicate(self):
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._changed.wait(min(remaining, 0.2))
+        return True
+
+    def feed(self, gateway_id: str) -> GatewayFeed:
+        with self._changed:
+            return self.feeds.setdefault(gateway_id, GatewayFeed())
+
+    def events_of(self, gateway_id: str, event_type: str | None = None) -> list[dict[str, Any]]:
+        with self._changed:
+            feed = self.feeds.get(gateway_id, GatewayFeed())
+            return [
+                feed.events[seq]
+                for seq in sorted(feed.events)
+                if event_type is None or feed.events[seq]["type"] == event_type
+            ]
+
+    def __enter__(self) -> FeedMonitor:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,400 @@
+"""The forwarder: one thread owns the MQTT client and drains the outbox.
+
+Per connection (a fresh paho client each time, so paho never replays an old
+session queue on its own, paho #492)::
+
+    connect ─▶ CONNACK ─▶ retained "online" ─▶ loop:
+        fill the in-flight window from the outbox (priority, then seq)
+        select() on the socket and a wake-up pipe (new commits, stop)
+        PUBACK ─▶ outbox.acknowledge(seq) ─▶ DELETE committed ─▶ slot freed
+
+* QoS 1, at least once. A slot in the window is freed only when the row's
+  DELETE is committed, so after a crash at most ``inflight_window`` events
+  are sent twice; consumers drop them by ``event_id``.
+* No PUBACK for ``ack_timeout_s`` while messages are in flight: the link is
+  half-dead, so the forwarder drops it and reconnects (paho retries QoS 1
+  only on reconnect).
+* Reconnect with exponential backoff and jitter, from ``reconnect_min_s`` to
+  ``reconnect_max_s``. TCP_NODELAY on the socket (paho leaves Nagle on).
+* The Last Will is a retained ``offline`` on the status topic; a clean stop
+  publishes ``offline`` itself before disconnecting.
+* Nothing here touches paho from another thread: other threads only write a
+  byte to the wake-up pipe.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import os
+import random
+import select
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.properties import Properties
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.reasoncodes import ReasonCode
+
+from gateway.config import MqttSettings
+from gateway.events import Priority, status_topic
+from gateway.outbox import Outbox, OutboxReader
+
+log = logging.getLogger("edge112.forwarder")
+
+STATUS_ONLINE = b"online"
+STATUS_OFFLINE = b"offline"
+CONNACK_TIMEOUT_S = 10.0
+SHUTDOWN_DRAIN_S = 1.5
+MISC_INTERVAL_S = 1.0
+
+
+class SessionEnded(Exception):
+    """The current MQTT connection is over; the reason says why."""
+
+
+@dataclass
+class ForwarderStats:
+    connected: bool = False
+    connects: int = 0
+    published: int = 0
+    acknowledged: int = 0
+    refused_by_broker: int = 0
+    ack_timeouts: int = 0
+    last_error: str = ""
+    inflight: int = 0
+    connected_since: float | None = None
+    history: list[str] = field(default_factory=list)
+
+
+def backoff_delays(minimum: float, maximum: float, rng: random.Random | None = None) -> Any:
+    """Exponential backoff with equal jitter: each delay is in [d/2, d], d doubling to max."""
+    rng = rng or random.Random()
+    delay = minimum
+    while True:
+        yield delay / 2 + rng.uniform(0, delay / 2)
+        delay = min(maximum, delay * 2)
+
+
+def _publish_properties(client: mqtt.Client, content_type: str) -> Properties | None:
+    """MQTT 5 PUBLISH properties, built once per session (paho's are costly to build)."""
+    if client.protocol != MQTTProtocolVersion.MQTTv5:
+        return None
+    properties = Properties(PacketTypes.PUBLISH)
+    properties.ContentType = content_type
+    return properties
+
+
+class _Session:
+    """State of one connection: the client, in-flight mids, outbox cursors."""
+
+    def __init__(self, client: mqtt.Client, sock: socket.socket, window: int) -> None:
+        self.client = client
+        self.sock = sock
+        self.window = window
+        self.connack: ReasonCode | None = None
+        self.inflight: dict[int, int] = {}  # mid -> seq
+        self.early_acks: dict[int, ReasonCode] = {}  # PUBACK seen before publish() returned
+        self.acked: list[int] = []  # seqs acknowledged, DELETE not yet requested
+        self.awaiting_delete = 0
+        self.cursors: dict[int, int] = {int(p): 0 for p in Priority}
+        self.last_progress = time.monotonic()
+        self.refused: str | None = None
+        self.status_mids: set[int] = set()
+        self.event_properties = _publish_properties(client, "application/json")
+        self.status_properties = _publish_properties(client, "text/plain")
+
+    @property
+    def unsettled(self) -> int:
+        return len(self.inflight) + len(self.acked) + self.awaiting_delete
+
+
+class Forwarder:
+    """Moves committed events from the outbox to the broker, at least once, in order."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        settings: MqttSettings,
+        *,
+        gateway_id: str,
+        region: str,
+        client_id: str | None = None,
+    ) -> None:
+        self.outbox = outbox
+        self.settings = settings
+        self.gateway_id = gateway_id
+        self.region = region
+        self.client_id = client_id or f"edge112-{gateway_id}"
+        self.stats = ForwarderStats()
+        self._status_topic = status_topic(region, gateway_id)
+        self._stop = threading.Event()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._wake_lock = threading.Lock()
+        self._wake_closed = False
+        self._deleted: collections.deque[tuple[int, int]] = collections.deque()
+        self._direct: collections.deque[tuple[str, bytes]] = collections.deque()
+        self._session_id = 0
+        self._thread = threading.Thread(target=self._run, name="mqtt-forwarder", daemon=True)
+        outbox.add_commit_listener(self.wake)
+
+    # ------------------------------------------------------------ other threads
+
+    def start(self) -> None:
+        self._thread.start()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def wake(self) -> None:
+        with self._wake_lock:
+            if not self._wake_closed:
+                with contextlib.suppress(BlockingIOError):
+                    os.write(self._wake_w, b"!")
+
+    def publish_direct(self, topic: str, payload: bytes) -> None:
+        """Best-effort QoS 1 publish of something the outbox could not keep."""
+        self._direct.append((topic, payload))
+        self.wake()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._stop.set()
+        self.wake()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        with self._wake_lock:
+            if not self._thread.is_alive() and not self._wake_closed:
+                self._wake_closed = True
+                os.close(self._wake_r)
+                os.close(self._wake_w)
+
+    # ------------------------------------------------------------ forwarder thread
+
+    def _run(self) -> None:
+        reader = self.outbox.reader()
+        delays = backoff_delays(self.settings.reconnect_min_s, self.settings.reconnect_max_s)
+        try:
+            while not self._stop.is_set():
+                try:
+                    self._session(reader)
+                    delays = backoff_delays(
+                        self.settings.reconnect_min_s, self.settings.reconnect_max_s
+                    )
+                except (SessionEnded, OSError, ssl.SSLError, ValueError) as reason:
+                    self._note(f"connection ended: {reason}")
+                self.stats.connected = False
+                self.stats.connected_since = None
+                if self._stop.is_set():
+                    break
+                delay = next(delays)
+                log.info("reconnecting to %s in %.2f s", self.settings.url, delay)
+                self._stop.wait(delay)
+        finally:
+            reader.close()
+
+    def _note(self, message: str) -> None:
+        self.stats.last_error = message
+        self.stats.history = [*self.stats.history[-19:], message]
+        log.warning("%s", message)
+
+    def _new_client(self) -> mqtt.Client:
+        v5 = self.settings.protocol == "5"
+        client = mqtt.Client(
+            CallbackAPIVersion.VERSION2,
+            client_id=self.client_id,
+            protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
+            clean_session=None if v5 else True,
+            reconnect_on_failure=False,
+        )
+        client.connect_timeout = 5.0
+        client.max_inflight_messages_set(self.settings.inflight_window)
+        client.max_queued_messages_set(0)
+        client.will_set(self._status_topic, STATUS_OFFLINE, qos=1, retain=True)
+        if self.settings.username:
+            client.username_pw_set(self.settings.username, self.settings.resolved_password())
+        if self.settings.tls:
+            client.tls_set(
+                ca_certs=self.settings.ca_file,
+                certfile=self.settings.cert_file,
+                keyfile=self.settings.key_file,
+            )
+        return client
+
+    def _session(self, reader: OutboxReader) -> None:
+        client = self._new_client()
+        kwargs: dict[str, Any] = {"keepalive": self.settings.keepalive_s}
+        if self.settings.protocol == "5":
+            kwargs["clean_start"] = True
+        client.connect(self.settings.host, self.settings.port, **kwargs)
+        raw_sock = client.socket()
+        if not isinstance(raw_sock, socket.socket):
+            raise SessionEnded("paho returned no TCP socket")
+        raw_sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._session_id += 1
+        session = _Session(client, raw_sock, self.settings.inflight_window)
+        self._bind_callbacks(session, self._session_id)
+        try:
+            self._await_connack(session)
+            self.stats.connected = True
+            self.stats.connects += 1
+            self.stats.connected_since = time.time()
+            log.info("connected to %s", self.settings.url)
+            session.status_mids.add(self._publish(session, self._status_topic, STATUS_ONLINE, True))
+            self._pump(session, reader)
+        finally:
+            self.stats.inflight = 0
+            with contextlib.suppress(Exception):
+                client.socket() and client.socket().close()  # type: ignore[union-attr]
+
+    def _bind_callbacks(self, session: _Session, session_id: int) -> None:
+        def on_connect(
+            _client: mqtt.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any
+        ) -> None:
+            session.connack = reason
+
+        def on_publish(
+            _client: mqtt.Client, _userdata: Any, mid: int, reason: ReasonCode, _props: Any
+        ) -> None:
+            self._on_puback(session, mid, reason)
+
+        session.client.on_connect = on_connect
+        session.client.on_publish = on_publish
+
+    def _await_connack(self, session: _Session) -> None:
+        deadline = time.monotonic() + CONNACK_TIMEOUT_S
+        while session.connack is None:
+            if time.monotonic() > deadline or self._stop.is_set():
+                raise SessionEnded("no CONNACK from the broker")
+            self._io(session, 0.2)
+        if session.connack.is_failure:
+            raise SessionEnded(f"broker refused the connection: {session.connack}")
+
+    def _publish(self, session: _Session, topic: str, payload: bytes, retain: bool) -> int:
+        properties = session.status_properties if retain else session.event_properties
+        info = session.client.publish(topic, payload, qos=1, retain=retain, properties=properties)
+        if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_QUEUE_SIZE):
+            raise SessionEnded(f"publish failed: {mqtt.error_string(info.rc)}")
+        self.stats.published += 1
+        return info.mid
+
+    def _on_puback(self, session: _Session, mid: int, reason: ReasonCode) -> None:
+        session.last_progress = time.monotonic()
+        if mid in session.status_mids:
+            session.status_mids.discard(mid)
+            return
+        seq = session.inflight.pop(mid, None)
+        if seq is None:
+            session.early_acks[mid] = reason
+            return
+        if reason.is_failure:
+            self.stats.refused_by_broker += 1
+            session.refused = f"broker refused seq {seq}: {reason}"
+            return
+        session.acked.append(seq)
+
+    def _fill_window(self, session: _Session, reader: OutboxReader) -> None:
+        for priority in sorted(session.cursors):
+            room = session.window - session.unsettled
+            if room <= 0:
+                return
+            for row in reader.fetch_after(priority, session.cursors[priority], room):
+                mid = self._publish(session, row.topic, row.payload, False)
+                session.cursors[priority] = row.seq
+                early = session.early_acks.pop(mid, None)
+                session.inflight[mid] = row.seq
+                if early is not None:
+                    self._on_puback(session, mid, early)
+
+    def _flush_acks(self, session: _Session, session_id: int) -> None:
+        if not session.acked:
+            return
+        seqs, session.acked = session.acked, []
+        session.awaiting_delete += len(seqs)
+        self.stats.acknowledged += len(seqs)
+
+        def deleted(done: list[int], count: int = len(seqs)) -> None:
+            self._deleted.append((session_id, count))
+            self.wake()
+
+        self.outbox.acknowledge(seqs, deleted)
+
+    def _settle_deleted(self, session: _Session, session_id: int) -> None:
+        while self._deleted:
+            owner, count = self._deleted.popleft()
+            if owner == session_id:
+                session.awaiting_delete -= count
+
+    def _io(self, session: _Session, timeout: float) -> None:
+        client = session.client
+        writers = [session.sock] if client.want_write() else []
+        readable, writable, _ = select.select([session.sock, self._wake_r], writers, [], timeout)
+        if self._wake_r in readable:
+            with contextlib.suppress(BlockingIOError):
+                os.read(self._wake_r, 4096)
+        if session.sock in readable:
+            rc = client.loop_read()
+            pending = getattr(session.sock, "pending", None)
+            while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and pending and pending():
+                rc = client.loop_read()
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                raise SessionEnded(f"connection lost: {mqtt.error_string(rc)}")
+        if writable:
+            rc = client.loop_write()
+            if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                raise SessionEnded(f"write failed: {mqtt.error_string(rc)}")
+
+    def _pump(self, session: _Session, reader: OutboxReader) -> None:
+        session_id = self._session_id
+        next_misc = time.monotonic() + MISC_INTERVAL_S
+        while not self._stop.is_set():
+            self._settle_deleted(session, session_id)
+            while self._direct:
+                topic, payload = self._direct.popleft()
+                session.status_mids.add(self._publish(session, topic, payload, False))
+            self._fill_window(session, reader)
+            self.stats.inflight = session.unsettled
+            self._io(session, 0.5)
+            self._flush_acks(session, session_id)
+            if session.refused:
+                raise SessionEnded(session.refused)
+            now = time.monotonic()
+            if session.inflight and now - session.last_progress > self.settings.ack_timeout_s:
+                self.stats.ack_timeouts += 1
+                raise SessionEnded(
+                    f"no PUBACK for {self.settings.ack_timeout_s:g} s with "
+                    f"{len(session.inflight)} in flight"
+                )
+            if not session.inflight:
+                session.last_progress = now
+            if now >= next_misc:
+                next_misc = now + MISC_INTERVAL_S
+                if session.client.loop_misc() != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                    raise SessionEnded("keepalive failed")
+        self._say_goodbye(session, session_id)
+
+    def _say_goodbye(self, session: _Session, session_id: int) -> None:
+        """Clean stop: wait briefly for PUBACKs, publish retained offline, disconnect."""
+        deadline = time.monotonic() + SHUTDOWN_DRAIN_S
+        with contextlib.suppress(SessionEnded, OSError):
+            session.status_mids.add(
+                self._publish(session, self._status_topic, STATUS_OFFLINE, True)
+            )
+            while (session.inflight or session.status_mids) and time.monotonic() < deadline:
+                self._io(session, 0.05)
+                self._flush_acks(session, session_id)
+            session.client.disconnect()
+            session.client.loop_write()
+        log.info("disconnected from %s", self.settings.url)
+
+

@@ -1,0 +1,693 @@
+"""The durable outbox: every event is committed to SQLite before it is sent.
+
+Data flow::
+
+    drivers ──submit(event)──▶ queue ──▶ writer thread ──▶ outbox.db (WAL)
+                                         (group commit,        │
+                                          seq, budget)         ▼
+    broker ◀── forwarder ◀──fetch── reader connection ◀── pending rows
+       │                                                       ▲
+       └── PUBACK ──acknowledge(seqs)──▶ writer thread ──DELETE┘
+
+* One writer thread owns the write connection. Submissions and
+  acknowledgements queue to it; it writes each burst in one transaction (group
+  commit), so a burst costs one fsync, not one per event.
+* The writer gives each event its ``seq`` (1, 2, 3 ... per gateway, kept in
+  the ``meta`` table, never reused) and stores the exact bytes to publish.
+* ``synchronous=FULL`` (default) in WAL mode: a committed event survives power
+  loss. An event leaves the outbox only after its PUBACK.
+* Size budget: above ``max_bytes`` the oldest telemetry is shed first, and a
+  ``gateway.alarm`` lists the seqs shed. Call events and alarms are never
+  evicted; when only they remain, new telemetry is refused (with an alarm) and
+  call events are still taken. If the disk itself refuses a write, the
+  submitter gets :class:`OutboxWriteFailed` and the ``on_unkept`` callback
+  hears exactly which event could not be kept.
+* On start: ``PRAGMA integrity_check``. A damaged file is moved aside, every
+  row that can still be read is copied into a fresh file with its original
+  seq and bytes, and an alarm reports what was recovered.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gateway.events import (
+    AlarmSeverity,
+    Event,
+    GatewayAlarm,
+    Priority,
+    encode,
+    topic_for,
+)
+from gateway.outbox_schema import migrate
+
+log = logging.getLogger("edge112.outbox")
+
+ROW_OVERHEAD_BYTES = 64  # index entry, rowid, columns: what a row costs beyond its payload
+SEQ_RESERVATION = 10_000  # seqs reserved at a time in the side file <outbox>.seq
+
+
+class SeqReservation:
+    """A high-water mark for seq kept beside the database (``<outbox>.seq``).
+
+    Before the writer hands out a seq at or above the mark, it moves the mark
+    ``SEQ_RESERVATION`` further and fsyncs the file: one fsync per 10,000
+    events. If the database is ever lost beyond repair, seq resumes at the
+    mark, so no seq is used twice; the skipped range is reported in an alarm.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.mark = 0
+        with contextlib.suppress(OSError, ValueError):
+            self.mark = int(path.read_text().strip() or 0)
+
+    def cover(self, next_seq: int) -> None:
+        if next_seq < self.mark:
+            return
+        mark = next_seq + SEQ_RESERVATION
+        temporary = self.path.with_name(self.path.name + ".tmp")
+        with open(temporary, "w") as handle:
+            handle.write(f"{mark}\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, self.path)
+        directory = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+        self.mark = mark
+
+
+class OutboxError(RuntimeError):
+    """Base of the outbox's errors."""
+
+
+class OutboxClosed(OutboxError):
+    """The outbox no longer takes events (it is shutting down)."""
+
+
+class TelemetryRefused(OutboxError):
+    """The outbox is over budget with call events only; telemetry is not taken."""
+
+
+class OutboxWriteFailed(OutboxError):
+    """SQLite could not commit the event (disk full, I/O error); it is not kept."""
+
+
+class Submission:
+    """A pending submission; ``wait()`` returns the committed seq."""
+
+    __slots__ = ("_done", "error", "event", "seq")
+
+    def __init__(self, event: Event) -> None:
+        self.event = event
+        self.seq: int | None = None
+        self.error: OutboxError | None = None
+        self._done = threading.Event()
+
+    def _resolve(self, seq: int | None, error: OutboxError | None = None) -> None:
+        self.seq, self.error = seq, error
+        self._done.set()
+
+    @property
+    def done(self) -> bool:
+        return self._done.is_set()
+
+    def wait(self, timeout: float | None = 10.0) -> int:
+        if not self._done.wait(timeout):
+            raise TimeoutError("outbox did not commit the event in time")
+        if self.error is not None:
+            raise self.error
+        assert self.seq is not None
+        return self.seq
+
+
+@dataclass(frozen=True)
+class PendingRow:
+    seq: int
+    priority: int
+    type: str
+    topic: str
+    payload: bytes
+
+
+@dataclass
+class OutboxStats:
+    pending: int
+    pending_by_priority: dict[str, int]
+    pending_bytes: int
+    max_bytes: int
+    oldest_age_s: float | None
+    next_seq: int
+    path: str
+    file_bytes: int
+    counters: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "pending": self.pending,
+            "pending_by_priority": self.pending_by_priority,
+            "pending_bytes": self.pending_bytes,
+            "max_bytes": self.max_bytes,
+            "oldest_age_s": self.oldest_age_s,
+            "next_seq": self.next_seq,
+            "path": self.path,
+            "file_bytes": self.file_bytes,
+            "counters": self.counters,
+        }
+
+
+@dataclass
+class _Acknowledge:
+    seqs: list[int]
+    on_done: Callable[[list[int]], None] | None
+
+
+@dataclass
+class _Barrier:
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+_STOP = object()
+
+
+def connect(path: str | Path, *, synchronous: str = "full") -> sqlite3.Connection:
+    """A connection with the outbox's pragmas (autocommit; transactions are explicit)."""
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+def _collapse(seqs: Iterable[int]) -> list[list[int]]:
+    """[1,2,3,7,9,10] -> [[1,3],[7,7],[9,10]]: seq ranges for an alarm."""
+    ranges: list[list[int]] = []
+    for seq in sorted(seqs):
+        if ranges and seq == ranges[-1][1] + 1:
+            ranges[-1][1] = seq
+        else:
+            ranges.append([seq, seq])
+    return ranges
+
+
+class Outbox:
+    """Durable, prioritised, size-bounded queue of events awaiting PUBACK."""
+
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        gateway_id: str,
+        region: str,
+        synchronous: str = "full",
+        max_bytes: int = 512 * 1024 * 1024,
+        group_commit_max: int = 500,
+        on_unkept: Callable[[GatewayAlarm], None] | None = None,
+    ) -> None:
+        self.path = Path(path)
+        self.gateway_id = gateway_id
+        self.region = region
+        self.synchronous = synchronous
+        self.max_bytes = max_bytes
+        self.group_commit_max = group_commit_max
+        self.on_unkept = on_unkept
+        self.counters = {
+            "committed": 0,
+            "acknowledged": 0,
+            "shed": 0,
+            "refused": 0,
+            "write_failures": 0,
+            "transactions": 0,
+        }
+        self.startup_alarms: list[GatewayAlarm] = []
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._listeners: list[Callable[[], None]] = []
+        self._closed = False
+        self._refusing_telemetry = False
+        self._refused_since_alarm = 0
+        self._over_budget_alarmed = False
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._reservation = SeqReservation(self.path.with_name(self.path.name + ".seq"))
+        self._conn = self._open_checked()
+        self._next_seq = int(
+            self._conn.execute("SELECT value FROM meta WHERE key='next_seq'").fetchone()[0]
+        )
+        self._reservation.cover(self._next_seq)
+        self._pending_bytes = int(
+            self._conn.execute("SELECT coalesce(sum(size), 0) FROM events").fetchone()[0]
+        )
+        for alarm in self.startup_alarms:
+            self._queue.put(Submission(alarm))
+        self._writer = threading.Thread(target=self._write_loop, name="outbox-writer", daemon=True)
+        self._writer.start()
+
+    # ------------------------------------------------------------ opening
+
+    def _open_checked(self) -> sqlite3.Connection:
+        try:
+            conn = connect(self.path, synchronous=self.synchronous)
+            verdict = [row[0] for row in conn.execute("PRAGMA integrity_check")]
+            if verdict != ["ok"]:
+                conn.close()
+                raise sqlite3.DatabaseError("; ".join(verdict[:5]))
+            migrate(conn)
+            return conn
+        except sqlite3.DatabaseError as damage:
+            return self._recover(str(damage))
+
+    def _recover(self, damage: str) -> sqlite3.Connection:
+        aside = self.path.with_name(f"{self.path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
+        for suffix in ("", "-wal", "-shm"):
+            source = Path(str(self.path) + suffix)
+            if source.exists():
+                os.replace(source, Path(str(aside) + suffix))
+        log.critical("outbox %s is damaged (%s); moved to %s, recovering rows", self.path, damage, aside)
+        rows, next_seq, unreadable = self._salvage(aside)
+        conn = connect(self.path, synchronous=self.synchronous)
+        migrate(conn)
+        conn.execute("BEGIN IMMEDIATE")
+        conn.executemany(
+            "INSERT OR IGNORE INTO events (seq, priority, type, event_id, topic, payload, size, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
+        recovered_max = max((row[0] for row in rows), default=0)
+        known = max(next_seq or 1, recovered_max + 1)
+        # The meta row is the truth when it could be read; otherwise the reservation is.
+        next_seq = known if next_seq is not None else max(known, self._reservation.mark)
+        skipped = [[known, next_seq - 1]] if next_seq > known else []
+        conn.execute("UPDATE meta SET value=? WHERE key='next_seq'", (next_seq,))
+        conn.execute("COMMIT")
+        self.startup_alarms.append(
+            GatewayAlarm(
+                code="outbox_damaged",
+                severity=AlarmSeverity.CRITICAL,
+                message=(
+                    f"outbox file was damaged ({damage}); recovered {len(rows)} queued events; "
+                    + (
+                        f"{len(unreadable)} seqs could not be read and may be lost: "
+                        f"{_collapse(unreadable)}; "
+                        if unreadable
+                        else ""
+                    )
+                    + f"seq continues at {next_seq}"
+                    + (f" (seqs {known}-{next_seq - 1} may have been used before)" if skipped else "")
+                    + f"; damaged file kept at {aside}"
+                ),
+                detail={
+                    "damage": damage,
+                    "recovered": len(rows),
+                    "recovered_seqs": _collapse(row[0] for row in rows),
+                    "unreadable_seqs": _collapse(unreadable),
+                    "next_seq": next_seq,
+                    "skipped_seqs": skipped,
+                    "moved_to": str(aside),
+                },
+            )
+        )
+        return conn
+
+    @staticmethod
+    def _salvage(path: Path) -> tuple[list[tuple[Any, ...]], int | None, list[int]]:
+        """Rows still readable from a damaged file, its next_seq, and seqs that could not be read.
+
+        Reads by seq range (the rowid b-tree), 256 at a time, falling back to one
+        row at a time inside a range that fails, so one bad page costs only its rows.
+        """
+        rows: list[tuple[Any, ...]] = []
+        unreadable: list[int] = []
+        try:
+            old = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        except sqlite3.Error:
+            return rows, None, unreadable
+        columns = "seq, priority, type, event_id, topic, payload, size, created_at"
+
+        def scalar(sql: str) -> int | None:
+            with contextlib.suppress(sqlite3.Error, TypeError, ValueError):
+                return int(old.execute(sql).fetchone()[0])
+            return None
+
+        with contextlib.closing(old):
+            next_seq = scalar("SELECT value FROM meta WHERE key='next_seq'")
+            top = (next_seq - 1) if next_seq else scalar("SELECT max(seq) FROM events")
+            if top is None:
+                return rows, None, unreadable
+            low = scalar("SELECT min(seq) FROM events") or 1
+            for start in range(low, top + 1, 256):
+                stop = min(start + 255, top)
+                try:
+                    chunk = old.execute(
+                        f"SELECT {columns} FROM events WHERE seq BETWEEN ? AND ?", (start, stop)
+                    ).fetchall()
+                    rows.extend(tuple(row) for row in chunk)
+                    continue
+                except sqlite3.Error:
+                    pass
+                for seq in range(start, stop + 1):
+                    try:
+                        row = old.execute(
+                            f"SELECT {columns} FROM events WHERE seq=?", (seq,)
+                        ).fetchone()
+                    except sqlite3.Error:
+                        unreadable.append(seq)
+                        continue
+                    if row is not None:
+                        rows.append(tuple(row))
+        return rows, next_seq, unreadable
+
+    # ------------------------------------------------------------ producers
+
+    def submit(self, event: Event) -> Submission:
+        """Queue an event for commit; returns at once. ``wait()`` on the result for its seq."""
+        submission = Submission(event)
+        if self._closed:
+            submission._resolve(None, OutboxClosed("outbox is closed"))
+        else:
+            self._queue.put(submission)
+        return submission
+
+    def put(self, event: Event, timeout: float | None = 10.0) -> int:
+        """Submit and wait for the commit; returns the event's seq."""
+        return self.submit(event).wait(timeout)
+
+    @property
+    def writer_alive(self) -> bool:
+        return self._writer.is_alive()
+
+    def add_commit_listener(self, listener: Callable[[], None]) -> None:
+        """``listener()`` runs in the writer thread after each commit (keep it tiny)."""
+        self._listeners.append(listener)
+
+    def flush(self, timeout: float = 10.0) -> None:
+        """Wait until everything queued before this call is written."""
+        barrier = _Barrier()
+        self._queue.put(barrier)
+        barrier.done.wait(timeout)
+
+    # ------------------------------------------------------------ forwarder side
+
+    def acknowledge(self, seqs: list[int], on_done: Callable[[list[int]], None] | None = None) -> None:
+        """Delete these events (their PUBACK came); ``on_done(seqs)`` once committed."""
+        self._queue.put(_Acknowledge(seqs, on_done))
+
+    def reader(self) -> OutboxReader:
+        """A read connection for the calling thread (WAL: reads never block the writer)."""
+        return OutboxReader(self.path)
+
+    # ------------------------------------------------------------ writer thread
+
+    def _write_loop(self) -> None:
+        while True:
+            first = self._queue.get()
+            if first is _STOP:
+                return
+            batch = [first]
+            stop_after = False
+            while len(batch) < self.group_commit_max:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if item is _STOP:
+                    stop_after = True
+                    break
+                batch.append(item)
+            self._write_batch(batch)
+            if stop_after:
+                return
+
+    def _write_batch(self, batch: list[Any]) -> None:
+        submissions = [item for item in batch if isinstance(item, Submission)]
+        acks = [item for item in batch if isinstance(item, _Acknowledge)]
+        barriers = [item for item in batch if isinstance(item, _Barrier)]
+        committed: list[tuple[Submission, int]] = []
+        refused: list[Submission] = []
+        next_seq_before, bytes_before = self._next_seq, self._pending_bytes
+        counters_before = dict(self.counters)
+        try:
+            self._conn.execute("BEGIN IMMEDIATE")
+            self._delete_acknowledged(acks)
+            for submission in submissions:
+                if self._make_room(submission.event):
+                    committed.append((submission, self._insert(submission.event)))
+                else:
+                    refused.append(submission)
+            for alarm in self._budget_alarms(refused):
+                committed.append((Submission(alarm), self._insert(alarm)))
+            if committed:
+                self._conn.execute(
+                    "UPDATE meta SET value=? WHERE key='next_seq'", (self._next_seq,)
+                )
+            self._conn.execute("COMMIT")
+        except sqlite3.Error as error:
+            with contextlib.suppress(sqlite3.Error):
+                self._conn.execute("ROLLBACK")
+            self._next_seq, self._pending_bytes = next_seq_before, bytes_before
+            self.counters = counters_before
+            self._write_failed(error, submissions, acks)
+        else:
+            self.counters["transactions"] += 1
+            self.counters["committed"] += len(committed)
+            for submission, seq in committed:
+                submission._resolve(seq)
+            for submission in refused:
+                submission._resolve(
+                    None, TelemetryRefused("outbox is full of call events; telemetry refused")
+                )
+            for ack in acks:
+                if ack.on_done:
+                    self._call_safely(ack.on_done, ack.seqs)
+            if committed:
+                for listener in self._listeners:
+                    self._call_safely(listener)
+        for barrier in barriers:
+            barrier.done.set()
+
+    @staticmethod
+    def _call_safely(callback: Callable[..., None], *args: Any) -> None:
+        """Callbacks run in the writer thread; one that fails must not stop the writer."""
+        try:
+            callback(*args)
+        except Exception:
+            log.exception("outbox callback %r failed", callback)
+
+    def _insert(self, event: Event) -> int:
+        seq = self._next_seq
+        self._reservation.cover(seq)
+        payload = encode(event, seq=seq, gateway_id=self.gateway_id, region=self.region)
+        size = len(payload) + ROW_OVERHEAD_BYTES
+        self._conn.execute(
+            "INSERT INTO events (seq, priority, type, event_id, topic, payload, size, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                seq,
+                int(event.PRIORITY),
+                event.TYPE.value,
+                event.event_id,
+                topic_for(self.region, self.gateway_id, event.TYPE.value),
+                payload,
+                size,
+                time.time(),
+            ),
+        )
+        self._next_seq += 1
+        self._pending_bytes += size
+        return seq
+
+    def _delete_acknowledged(self, acks: list[_Acknowledge]) -> None:
+        seqs = [seq for ack in acks for seq in ack.seqs]
+        for start in range(0, len(seqs), 500):
+            chunk = seqs[start : start + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._conn.execute(
+                f"DELETE FROM events WHERE seq IN ({marks}) RETURNING size", chunk
+            ).fetchall()
+            self._pending_bytes -= sum(row[0] for row in rows)
+            self.counters["acknowledged"] += len(rows)
+
+    def _make_room(self, event: Event) -> bool:
+        """Shed old telemetry until ``event`` fits; False when telemetry must be refused."""
+        estimate = 400 + ROW_OVERHEAD_BYTES
+        if self._pending_bytes + estimate <= self.max_bytes:
+            return True
+        shed_seqs: list[int] = []
+        while self._pending_bytes + estimate > self.max_bytes:
+            rows = self._conn.execute(
+                "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE priority >= ?"
+                " ORDER BY priority DESC, seq LIMIT 64) RETURNING seq, size",
+                (int(Priority.TELEMETRY),),
+            ).fetchall()
+            if not rows:
+                break
+            shed_seqs.extend(row[0] for row in rows)
+            self._pending_bytes -= sum(row[1] for row in rows)
+        if shed_seqs:
+            self.counters["shed"] += len(shed_seqs)
+            self._insert(
+                GatewayAlarm(
+                    code="telemetry_shed",
+                    severity=AlarmSeverity.WARNING,
+                    message=f"outbox over its {self.max_bytes} byte budget: shed {len(shed_seqs)} "
+                    "oldest telemetry events",
+                    detail={"shed_count": len(shed_seqs), "shed_seqs": _collapse(shed_seqs)},
+                )
+            )
+        if self._pending_bytes + estimate <= self.max_bytes:
+            return True
+        if event.PRIORITY == Priority.EMERGENCY:
+            return True  # never refuse a call event: go over budget, say so below
+        self.counters["refused"] += 1
+        self._refused_since_alarm += 1
+        return False
+
+    def _budget_alarms(self, refused: list[Submission]) -> list[GatewayAlarm]:
+        alarms: list[GatewayAlarm] = []
+        over = self._pending_bytes > self.max_bytes
+        if refused and not self._refusing_telemetry:
+            self._refusing_telemetry = True
+            alarms.append(
+                GatewayAlarm(
+                    code="outbox_full",
+                    severity=AlarmSeverity.CRITICAL,
+                    message="outbox holds only call events and is at its budget: refusing new "
+                    "telemetry until the broker takes events again",
+                    detail={"pending_bytes": self._pending_bytes, "max_bytes": self.max_bytes},
+                )
+            )
+        elif self._refusing_telemetry and not over:
+            self._refusing_telemetry = False
+            alarms.append(
+                GatewayAlarm(
+                    code="outbox_accepting",
+                    severity=AlarmSeverity.WARNING,
+                    message=f"outbox below budget again; {self._refused_since_alarm} telemetry "
+                    "events were refused while full",
+                    detail={"refused": self._refused_since_alarm},
+                )
+            )
+            self._refused_since_alarm = 0
+        if over and not self._over_budget_alarmed:
+            self._over_budget_alarmed = True
+            alarms.append(
+                GatewayAlarm(
+                    code="outbox_over_budget",
+                    severity=AlarmSeverity.CRITICAL,
+                    message="outbox is over its budget with call events, which are never evicted",
+                    detail={"pending_bytes": self._pending_bytes, "max_bytes": self.max_bytes},
+                )
+            )
+        elif not over:
+            self._over_budget_alarmed = False
+        return alarms
+
+    def _write_failed(
+        self, error: sqlite3.Error, submissions: list[Submission], acks: list[_Acknowledge]
+    ) -> None:
+        self.counters["write_failures"] += 1
+        for ack in acks:  # harmless: the rows stay and will be sent again
+            if ack.on_done:
+                self._call_safely(ack.on_done, [])
+        for submission in submissions:
+            event = submission.event
+            log.critical(
+                "outbox could not keep %s %s: %s", event.TYPE.value, event.event_id, error
+            )
+            submission._resolve(None, OutboxWriteFailed(f"outbox write failed: {error}"))
+            if self.on_unkept is not None:
+                self._call_safely(
+                    self.on_unkept,
+                    GatewayAlarm(
+                        code="event_not_kept",
+                        severity=AlarmSeverity.CRITICAL,
+                        message=f"outbox could not store {event.TYPE.value} {event.event_id}: {error}",
+                        detail={"type": event.TYPE.value, "event_id": event.event_id,
+                                "data": event.data(), "error": str(error)},
+                    )
+                )
+
+    # ------------------------------------------------------------ lifecycle
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Write what is queued, checkpoint the WAL into the main file, close."""
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(_STOP)
+        self._writer.join(timeout)
+        with contextlib.suppress(sqlite3.Error):
+            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self._conn.close()
+
+    def __enter__(self) -> Outbox:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class OutboxReader:
+    """Read side of the outbox, one per thread: fetch pending rows, stats, peek."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._conn = sqlite3.connect(str(self.path), isolation_level=None, timeout=30)
+        self._conn.execute("PRAGMA busy_timeout=30000")
+
+    def fetch_after(self, priority: int, after_seq: int, limit: int) -> list[PendingRow]:
+        rows = self._conn.execute(
+            "SELECT seq, priority, type, topic, payload FROM events"
+            " WHERE priority=? AND seq>? ORDER BY seq LIMIT ?",
+            (priority, after_seq, limit),
+        ).fetchall()
+        return [PendingRow(*row) for row in rows]
+
+    def peek(self, limit: int = 10) -> list[PendingRow]:
+        rows = self._conn.execute(
+            "SELECT seq, priority, type, topic, payload FROM events ORDER BY priority, seq LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [PendingRow(*row) for row in rows]
+
+    def stats(self, max_bytes: int = 0, counters: dict[str, int] | None = None) -> OutboxStats:
+        by_priority = {
+            Priority(priority).name.lower(): count
+            for priority, count in self._conn.execute(
+                "SELECT priority, count(*) FROM events GROUP BY priority"
+            )
+        }
+        pending_bytes, oldest = self._conn.execute(
+            "SELECT coalesce(sum(size), 0), min(created_at) FROM events"
+        ).fetchone()
+        next_seq = self._conn.execute("SELECT value FROM meta WHERE key='next_seq'").fetchone()[0]
+        file_bytes = sum(
+            Path(str(self.path) + suffix).stat().st_size
+            for suffix in ("", "-wal")
+            if Path(str(self.path) + suffix).exists()
+        )
+        return OutboxStats(
+            pending=sum(by_priority.values()),
+            pending_by_priority=by_priority,
+            pending_bytes=int(pending_bytes),
+            max_bytes=max_bytes,
+            oldest_age_s=None if oldest is None else round(time.time() - oldest, 3),
+            next_seq=int(next_seq),
+            path=str(self.path),
+            file_bytes=file_bytes,
+            counters=dict(counters or {}),
+        )
+
+    def close(self) -> None:
+        self._conn.close()

@@ -1,0 +1,93 @@
+"""Events and the contract: ids, timestamps, topics, and every type against its schema."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import uuid
+from datetime import UTC, datetime
+
+import jsonschema
+import pytest
+
+from gateway.contract import schema
+from gateway.events import (
+    EVENT_CLASSES,
+    AlarmSeverity,
+    CallAbandoned,
+    CallAnswered,
+    CallEnded,
+    CallOffered,
+    EndCause,
+    Event,
+    EventType,
+    GatewayAlarm,
+    LineStatus,
+    Presentation,
+    encode,
+    format_ts,
+    topic_for,
+)
+from gateway.ids import uuid7
+from tests.conftest import validate_event
+
+SAMPLES: list[Event] = [
+    CallOffered(
+        call_id="c", line="gsm0", number="+6281234567890", presentation=Presentation.ALLOWED,
+        ring_count=1,
+    ),
+    CallOffered(
+        call_id="c", line="gsm0", number=None, presentation=Presentation.UNAVAILABLE, ring_count=1
+    ),
+    CallAnswered(call_id="c", line="gsm0", ring_count=2, ring_time_ms=5100),
+    CallEnded(call_id="c", line="gsm0", duration_ms=42_000, cause=EndCause.REMOTE_HANGUP),
+    CallAbandoned(
+        call_id="c", line="gsm0", ring_count=3, ring_time_ms=11_000, cause=EndCause.REMOTE_HANGUP
+    ),
+    LineStatus(line="gsm0", state="up", detail="registered", signal_dbm=-71),
+    GatewayAlarm(code="outbox_full", severity=AlarmSeverity.CRITICAL, message="full"),
+]
+
+
+def test_uuid7_is_version_7_and_sorts_in_creation_order() -> None:
+    ids = [uuid7() for _ in range(5000)]
+    assert all(value.version == 7 and value.variant == uuid.RFC_4122 for value in ids)
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(ids)
+
+
+def test_timestamps_are_utc_rfc3339_with_milliseconds() -> None:
+    moment = datetime(2026, 11, 28, 4, 40, 12, 345_678, tzinfo=UTC)
+    assert format_ts(moment) == "2026-11-28T04:40:12.345Z"
+
+
+def test_topic_layout() -> None:
+    assert topic_for("64.74", "bontang-01", "call.offered") == (
+        "edge112/v1/64.74/bontang-01/event/call.offered"
+    )
+
+
+@pytest.mark.parametrize("event", SAMPLES, ids=lambda e: e.TYPE.value)
+def test_every_event_type_matches_its_published_schema(event: Event) -> None:
+    body = json.loads(encode(event, seq=7, gateway_id="bontang-01", region="64.74"))
+    validate_event(body)
+    assert body["seq"] == 7 and body["type"] == event.TYPE.value and body["schema"] == "1.0"
+
+
+def test_schema_rejects_a_wrong_event() -> None:
+    body = json.loads(encode(SAMPLES[0], seq=1, gateway_id="g", region="64.74"))
+    body["data"]["presentation"] = "hidden"
+    with pytest.raises(jsonschema.ValidationError):
+        validate_event(body)
+    body = json.loads(encode(SAMPLES[0], seq=0, gateway_id="g", region="64.74"))
+    with pytest.raises(jsonschema.ValidationError):
+        validate_event(body)
+
+
+@pytest.mark.parametrize("event_type", list(EventType), ids=str)
+def test_schema_fields_and_event_class_fields_agree(event_type: EventType) -> None:
+    cls = EVENT_CLASSES[event_type]
+    fields = {f.name for f in dataclasses.fields(cls)} - {"event_id", "observed_at"}
+    data_schema = schema(event_type.value)["properties"]["data"]
+    assert set(data_schema["properties"]) == fields
+    assert schema(event_type.value)["properties"]["type"]["const"] == event_type.value
