@@ -120,7 +120,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo", help="everything on simulated hardware: modems, gateway, broker, subscriber"
     )
-    demo.add_argument("--broker", help="use this broker (mqtt://host:port) instead of a private one")
+    demo.add_argument(
+        "--broker", help="use this broker (mqtt://host:port) instead of a private one"
+    )
     demo.add_argument("--duration", type=float, default=30.0, help="seconds of calls (default 30)")
     demo.add_argument("--rate", type=float, default=20.0, help="calls per minute per modem")
     demo.set_defaults(func=cmd_demo)

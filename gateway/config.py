@@ -132,11 +132,11 @@ def _choice(*options: str) -> Check:
 
 def _number(low: float, high: float, *, integer: bool = False) -> Check:
     def check(value: Any) -> str | None:
-        kinds: tuple[type, ...] = (int,) if integer else (int, float)
-        if isinstance(value, bool) or not isinstance(value, kinds):
+        wrong_kind = isinstance(value, bool) or not isinstance(value, int | float)
+        if wrong_kind or (integer and not isinstance(value, int)):
             what = "an integer" if integer else "a number"
             return f"expected {what} from {low:g} to {high:g}, got {value!r}"
-        if not low <= value <= high:
+        if not low <= float(value) <= high:
             return f"expected a value from {low:g} to {high:g}, got {value!r}"
         return None
 
@@ -194,7 +194,9 @@ _MODEM_KEYS: dict[str, Check] = {
 _REQUIRED = {"gateway": ("id", "region"), "modems": ("name", "port")}
 
 
-def _validate_table(source: str, prefix: str, table: Any, keys: Mapping[str, Check]) -> dict[str, Any]:
+def _validate_table(
+    source: str, prefix: str, table: Any, keys: Mapping[str, Check]
+) -> dict[str, Any]:
     if not isinstance(table, dict):
         raise ConfigError(source, prefix, f"expected a table, got {table!r}")
     for key, value in table.items():
@@ -218,7 +220,10 @@ def parse_config(text: str, source: str = "<string>") -> Config:
             raise ConfigError(source, key, f"unknown section (known sections: {known})")
     if "gateway" not in raw:
         raise ConfigError(source, "gateway", "missing section (needs id and region)")
-    tables = {name: _validate_table(source, name, raw.get(name, {}), keys) for name, keys in _SECTIONS.items()}
+    tables = {
+        name: _validate_table(source, name, raw.get(name, {}), keys)
+        for name, keys in _SECTIONS.items()
+    }
     for key in _REQUIRED["gateway"]:
         if key not in tables["gateway"]:
             raise ConfigError(source, f"gateway.{key}", "missing required key")

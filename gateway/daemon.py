@@ -17,7 +17,7 @@ from firmware_py import watchdog
 from gateway.config import Config, ModemSettings
 from gateway.events import Event, GatewayAlarm, encode, topic_for
 from gateway.forwarder import Forwarder
-from gateway.outbox import Outbox, Submission
+from gateway.outbox import Outbox
 
 log = logging.getLogger("edge112.gateway")
 
@@ -44,7 +44,6 @@ def gsm_driver_factory(settings: ModemSettings, emit: Callable[[Event], None]) -
         settings.name,
         settings.port,
         emit,
-        baudrate=settings.baudrate,
         answer_after_rings=settings.answer_after_rings,
         caller_id_grace_s=settings.caller_id_grace_ms / 1000,
     )
@@ -68,9 +67,9 @@ class Gateway:
         self.forwarder = Forwarder(self.outbox, config.mqtt, gateway_id=gateway_id, region=region)
         self.drivers = [driver_factory(modem, self.emit) for modem in config.modems]
 
-    def emit(self, event: Event) -> Submission:
+    def emit(self, event: Event) -> None:
         """Hand an event to the outbox (returns at once; the writer commits it)."""
-        return self.outbox.submit(event)
+        self.outbox.submit(event)
 
     def _publish_unkept(self, alarm: GatewayAlarm) -> None:
         gateway_id, region = self.config.gateway.id, self.config.gateway.region
@@ -93,12 +92,16 @@ class Gateway:
     def healthy(self) -> bool:
         return self.outbox.writer_alive and self.forwarder.alive
 
-    def stop(self) -> None:
+    def stop_drivers(self) -> None:
+        """Stop taking calls; what the drivers already emitted stays queued."""
         for driver in self.drivers:
             try:
                 driver.stop()
             except Exception:
                 log.exception("driver %s did not stop cleanly", driver.name)
+
+    def stop(self) -> None:
+        self.stop_drivers()
         self.outbox.flush(timeout=STOP_TIMEOUT_S / 2)
         self.forwarder.stop(timeout=STOP_TIMEOUT_S / 2)
         self.outbox.close()

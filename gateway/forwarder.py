@@ -34,14 +34,13 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
-from paho.mqtt.properties import Properties
 from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from gateway.config import MqttSettings
@@ -337,12 +336,13 @@ class Forwarder:
 
     def _io(self, session: _Session, timeout: float) -> None:
         client = session.client
-        writers = [session.sock] if client.want_write() else []
-        readable, writable, _ = select.select([session.sock, self._wake_r], writers, [], timeout)
+        sock_fd = session.sock.fileno()
+        writers = [sock_fd] if client.want_write() else []
+        readable, writable, _ = select.select([sock_fd, self._wake_r], writers, [], timeout)
         if self._wake_r in readable:
             with contextlib.suppress(BlockingIOError):
                 os.read(self._wake_r, 4096)
-        if session.sock in readable:
+        if sock_fd in readable:
             rc = client.loop_read()
             pending = getattr(session.sock, "pending", None)
             while rc == MQTTErrorCode.MQTT_ERR_SUCCESS and pending and pending():
@@ -396,5 +396,3 @@ class Forwarder:
             session.client.disconnect()
             session.client.loop_write()
         log.info("disconnected from %s", self.settings.url)
-
-

@@ -54,6 +54,7 @@ from gateway.outbox_schema import migrate
 log = logging.getLogger("edge112.outbox")
 
 ROW_OVERHEAD_BYTES = 64  # index entry, rowid, columns: what a row costs beyond its payload
+COLUMNS = "seq, priority, type, event_id, topic, payload, size, created_at"
 SEQ_RESERVATION = 10_000  # seqs reserved at a time in the side file <outbox>.seq
 
 
@@ -274,14 +275,15 @@ class Outbox:
             source = Path(str(self.path) + suffix)
             if source.exists():
                 os.replace(source, Path(str(aside) + suffix))
-        log.critical("outbox %s is damaged (%s); moved to %s, recovering rows", self.path, damage, aside)
+        log.critical(
+            "outbox %s is damaged (%s); moved to %s, recovering rows", self.path, damage, aside
+        )
         rows, next_seq, unreadable = self._salvage(aside)
         conn = connect(self.path, synchronous=self.synchronous)
         migrate(conn)
         conn.execute("BEGIN IMMEDIATE")
         conn.executemany(
-            "INSERT OR IGNORE INTO events (seq, priority, type, event_id, topic, payload, size, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT OR IGNORE INTO events ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             rows,
         )
         recovered_max = max((row[0] for row in rows), default=0)
@@ -304,7 +306,11 @@ class Outbox:
                         else ""
                     )
                     + f"seq continues at {next_seq}"
-                    + (f" (seqs {known}-{next_seq - 1} may have been used before)" if skipped else "")
+                    + (
+                        f" (seqs {known}-{next_seq - 1} may have been used before)"
+                        if skipped
+                        else ""
+                    )
                     + f"; damaged file kept at {aside}"
                 ),
                 detail={
@@ -333,7 +339,6 @@ class Outbox:
             old = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
         except sqlite3.Error:
             return rows, None, unreadable
-        columns = "seq, priority, type, event_id, topic, payload, size, created_at"
 
         def scalar(sql: str) -> int | None:
             with contextlib.suppress(sqlite3.Error, TypeError, ValueError):
@@ -350,7 +355,7 @@ class Outbox:
                 stop = min(start + 255, top)
                 try:
                     chunk = old.execute(
-                        f"SELECT {columns} FROM events WHERE seq BETWEEN ? AND ?", (start, stop)
+                        f"SELECT {COLUMNS} FROM events WHERE seq BETWEEN ? AND ?", (start, stop)
                     ).fetchall()
                     rows.extend(tuple(row) for row in chunk)
                     continue
@@ -359,7 +364,7 @@ class Outbox:
                 for seq in range(start, stop + 1):
                     try:
                         row = old.execute(
-                            f"SELECT {columns} FROM events WHERE seq=?", (seq,)
+                            f"SELECT {COLUMNS} FROM events WHERE seq=?", (seq,)
                         ).fetchone()
                     except sqlite3.Error:
                         unreadable.append(seq)
@@ -399,7 +404,9 @@ class Outbox:
 
     # ------------------------------------------------------------ forwarder side
 
-    def acknowledge(self, seqs: list[int], on_done: Callable[[list[int]], None] | None = None) -> None:
+    def acknowledge(
+        self, seqs: list[int], on_done: Callable[[list[int]], None] | None = None
+    ) -> None:
         """Delete these events (their PUBACK came); ``on_done(seqs)`` once committed."""
         self._queue.put(_Acknowledge(seqs, on_done))
 
@@ -490,8 +497,7 @@ class Outbox:
         payload = encode(event, seq=seq, gateway_id=self.gateway_id, region=self.region)
         size = len(payload) + ROW_OVERHEAD_BYTES
         self._conn.execute(
-            "INSERT INTO events (seq, priority, type, event_id, topic, payload, size, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT INTO events ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 seq,
                 int(event.PRIORITY),
@@ -602,9 +608,7 @@ class Outbox:
                 self._call_safely(ack.on_done, [])
         for submission in submissions:
             event = submission.event
-            log.critical(
-                "outbox could not keep %s %s: %s", event.TYPE.value, event.event_id, error
-            )
+            log.critical("outbox could not keep %s %s: %s", event.TYPE.value, event.event_id, error)
             submission._resolve(None, OutboxWriteFailed(f"outbox write failed: {error}"))
             if self.on_unkept is not None:
                 self._call_safely(
@@ -612,10 +616,15 @@ class Outbox:
                     GatewayAlarm(
                         code="event_not_kept",
                         severity=AlarmSeverity.CRITICAL,
-                        message=f"outbox could not store {event.TYPE.value} {event.event_id}: {error}",
-                        detail={"type": event.TYPE.value, "event_id": event.event_id,
-                                "data": event.data(), "error": str(error)},
-                    )
+                        message=f"outbox could not store {event.TYPE.value} "
+                        f"{event.event_id}: {error}",
+                        detail={
+                            "type": event.TYPE.value,
+                            "event_id": event.event_id,
+                            "data": event.data(),
+                            "error": str(error),
+                        },
+                    ),
                 )
 
     # ------------------------------------------------------------ lifecycle

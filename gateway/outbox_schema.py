@@ -33,7 +33,9 @@ def _v1_events_and_meta(db: sqlite_utils.Database) -> None:
         pk="seq",
         not_null={"priority", "type", "event_id", "topic", "payload", "size", "created_at"},
     )
-    db["events"].create_index(["priority", "seq"], index_name="events_by_priority")
+    db["events"].create_index(  # type: ignore[union-attr]
+        ["priority", "seq"], index_name="events_by_priority"
+    )
     db["meta"].create({"key": str, "value": int}, pk="key", not_null={"value"})  # type: ignore[union-attr]
     db["meta"].insert({"key": "next_seq", "value": 1})  # type: ignore[union-attr]
 
