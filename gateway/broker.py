@@ -30,9 +30,7 @@ def find_mosquitto() -> str:
         path = shutil.which(candidate) or (candidate if os.access(candidate, os.X_OK) else None)
         if path:
             return path
-    raise BrokerUnavailable(
-        "mosquitto is not installed; run: sudo apt-get install -y mosquitto"
-    )
+    raise BrokerUnavailable("mosquitto is not installed; run: sudo apt-get install -y mosquitto")
 
 
 def free_port() -> int:

@@ -75,9 +75,7 @@ def demo_scenario(calls_per_minute: float, duration_s: float, seed: int) -> Scen
     calls = tuple(
         dataclasses.replace(
             scheduled,
-            call=dataclasses.replace(
-                scheduled.call, talk_s=min(scheduled.call.talk_s, MAX_TALK_S)
-            ),
+            call=dataclasses.replace(scheduled.call, talk_s=min(scheduled.call.talk_s, MAX_TALK_S)),
         )
         for scheduled in random_calls(
             count, calls_per_minute, seed, ring_interval_s=RING_INTERVAL_S
@@ -120,7 +118,9 @@ def _run(
         mqtt=MqttSettings(url=broker_url, reconnect_min_s=0.2, reconnect_max_s=2.0),
         outbox=OutboxSettings(path=str(workdir / "outbox.db")),
         modems=tuple(
-            ModemSettings(name=name, port=str(workdir / name), answer_after_rings=ANSWER_AFTER_RINGS)
+            ModemSettings(
+                name=name, port=str(workdir / name), answer_after_rings=ANSWER_AFTER_RINGS
+            )
             for name, _ in MODEMS
         ),
         source="<demo>",

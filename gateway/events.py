@@ -22,6 +22,7 @@ a misspelt type fails at import time instead of producing a silent topic.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -78,7 +79,9 @@ def utc_now() -> datetime:
 
 def format_ts(moment: datetime) -> str:
     """RFC 3339, UTC, millisecond precision, ``Z`` suffix."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return (
+        moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,11 +95,14 @@ class Event:
     observed_at: datetime = field(default_factory=utc_now)
 
     def data(self) -> dict[str, Any]:
-        return {
-            f.name: _plain(getattr(self, f.name))
-            for f in dataclasses.fields(self)
-            if f.name not in ("event_id", "observed_at")
-        }
+        return {name: _plain(getattr(self, name)) for name in _data_fields(type(self))}
+
+
+@functools.cache
+def _data_fields(cls: type[Event]) -> tuple[str, ...]:
+    return tuple(
+        f.name for f in dataclasses.fields(cls) if f.name not in ("event_id", "observed_at")
+    )
 
 
 def _plain(value: Any) -> Any:

@@ -39,13 +39,11 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
-from paho.mqtt.packettypes import PacketTypes
-from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from gateway.config import MqttSettings
 from gateway.events import Priority, status_topic
-from gateway.outbox import Outbox, OutboxReader
+from gateway.outbox import Outbox, OutboxReader, PendingRow
 
 log = logging.getLogger("edge112.forwarder")
 
@@ -54,6 +52,8 @@ STATUS_OFFLINE = b"offline"
 CONNACK_TIMEOUT_S = 10.0
 SHUTDOWN_DRAIN_S = 1.5
 MISC_INTERVAL_S = 1.0
+MEMORY_TAIL_MAX = 5_000  # rows held in memory per priority before falling back to the database
+FRESH_MAX = 10_000  # committed rows waiting for the forwarder thread to pick them up
 
 
 class SessionEnded(Exception):
@@ -83,15 +83,6 @@ def backoff_delays(minimum: float, maximum: float, rng: random.Random | None = N
         delay = min(maximum, delay * 2)
 
 
-def _publish_properties(client: mqtt.Client, content_type: str) -> Properties | None:
-    """MQTT 5 PUBLISH properties, built once per session (paho's are costly to build)."""
-    if client.protocol != MQTTProtocolVersion.MQTTv5:
-        return None
-    properties = Properties(PacketTypes.PUBLISH)
-    properties.ContentType = content_type
-    return properties
-
-
 class _Session:
     """State of one connection: the client, in-flight mids, outbox cursors."""
 
@@ -108,8 +99,13 @@ class _Session:
         self.last_progress = time.monotonic()
         self.refused: str | None = None
         self.status_mids: set[int] = set()
-        self.event_properties = _publish_properties(client, "application/json")
-        self.status_properties = _publish_properties(client, "text/plain")
+        # A priority is "live" once a database fetch found nothing past its cursor:
+        # from then on every new row of it arrives through the commit listener, so
+        # the forwarder serves it from memory instead of reading it back.
+        self.live: set[int] = set()
+        self.tails: dict[int, collections.deque[PendingRow]] = {
+            int(p): collections.deque() for p in Priority
+        }
 
     @property
     def unsettled(self) -> int:
@@ -145,7 +141,9 @@ class Forwarder:
         self._direct: collections.deque[tuple[str, bytes]] = collections.deque()
         self._session_id = 0
         self._thread = threading.Thread(target=self._run, name="mqtt-forwarder", daemon=True)
-        outbox.add_commit_listener(self.wake)
+        self._fresh: collections.deque[PendingRow] = collections.deque()  # from the writer
+        self._fresh_dropped = False
+        outbox.add_commit_listener(self._on_commit)
 
     # ------------------------------------------------------------ other threads
 
@@ -155,6 +153,13 @@ class Forwarder:
     @property
     def alive(self) -> bool:
         return self._thread.is_alive()
+
+    def _on_commit(self, rows: list[PendingRow]) -> None:
+        if len(self._fresh) + len(rows) > FRESH_MAX:  # nobody drains (offline): stop holding
+            self._fresh_dropped = True  # set before skipping: see _take_fresh
+        else:
+            self._fresh.extend(rows)
+        self.wake()
 
     def wake(self) -> None:
         with self._wake_lock:
@@ -280,8 +285,9 @@ class Forwarder:
             raise SessionEnded(f"broker refused the connection: {session.connack}")
 
     def _publish(self, session: _Session, topic: str, payload: bytes, retain: bool) -> int:
-        properties = session.status_properties if retain else session.event_properties
-        info = session.client.publish(topic, payload, qos=1, retain=retain, properties=properties)
+        # No MQTT 5 properties: packing them costs paho ~10% of a publish, and the
+        # contract (JSON events, text status) is fixed by the topic.
+        info = session.client.publish(topic, payload, qos=1, retain=retain)
         if info.rc not in (MQTTErrorCode.MQTT_ERR_SUCCESS, MQTTErrorCode.MQTT_ERR_QUEUE_SIZE):
             raise SessionEnded(f"publish failed: {mqtt.error_string(info.rc)}")
         self.stats.published += 1
@@ -303,17 +309,53 @@ class Forwarder:
         session.acked.append(seq)
 
     def _fill_window(self, session: _Session, reader: OutboxReader) -> None:
+        self._take_fresh(session)
         for priority in sorted(session.cursors):
             room = session.window - session.unsettled
             if room <= 0:
                 return
-            for row in reader.fetch_after(priority, session.cursors[priority], room):
+            cursor = session.cursors[priority]
+            if priority in session.live:
+                tail = session.tails[priority]
+                while tail and tail[0].seq <= cursor:
+                    tail.popleft()
+                rows = [tail.popleft() for _ in range(min(room, len(tail)))]
+            else:
+                rows = reader.fetch_after(priority, cursor, room)
+                if len(rows) < room:
+                    session.live.add(priority)
+            for row in rows:
                 mid = self._publish(session, row.topic, row.payload, False)
                 session.cursors[priority] = row.seq
                 early = session.early_acks.pop(mid, None)
                 session.inflight[mid] = row.seq
                 if early is not None:
                     self._on_puback(session, mid, early)
+
+    def _take_fresh(self, session: _Session) -> None:
+        """Move rows the writer just committed to the tails of live priorities.
+
+        If the writer had to drop rows (the queue was full), everything in memory
+        is forgotten and the database is read again. The flag is checked after the
+        drain: rows drained before a drop all precede the dropped ones.
+        """
+        drained = []
+        while self._fresh:
+            drained.append(self._fresh.popleft())
+        if self._fresh_dropped:
+            self._fresh_dropped = False
+            session.live.clear()
+            for tail in session.tails.values():
+                tail.clear()
+            return
+        for row in drained:
+            if row.priority not in session.live:
+                continue  # the database has it; a fetch will find it
+            tail = session.tails[row.priority]
+            tail.append(row)
+            if len(tail) > MEMORY_TAIL_MAX:  # far behind: read from the database again
+                session.live.discard(row.priority)
+                tail.clear()
 
     def _flush_acks(self, session: _Session, session_id: int) -> None:
         if not session.acked:

@@ -15,6 +15,19 @@ import uuid
 _lock = threading.Lock()
 _last_ms = 0
 _counter = 0
+_POOL_BYTES = 4096  # random bytes fetched per getrandom() call, 8 per id
+_pool = b""
+_pool_at = 0
+
+
+def _random_bits_62() -> int:
+    """62 bits from the OS CSPRNG, read in 4 KiB blocks (one syscall per 512 ids). Hold _lock."""
+    global _pool, _pool_at
+    if _pool_at + 8 > len(_pool):
+        _pool, _pool_at = os.urandom(_POOL_BYTES), 0
+    chunk = _pool[_pool_at : _pool_at + 8]
+    _pool_at += 8
+    return int.from_bytes(chunk, "big") & ((1 << 62) - 1)
 
 
 def uuid7() -> uuid.UUID:
@@ -24,14 +37,14 @@ def uuid7() -> uuid.UUID:
         now_ms = time.time_ns() // 1_000_000
         if now_ms > _last_ms:
             _last_ms = now_ms
-            _counter = int.from_bytes(os.urandom(2), "big") & 0x1FF  # leave room to count up
+            _counter = _random_bits_62() & 0x1FF  # random start, leaving room to count up
         else:
             _counter += 1
             if _counter > 0xFFF:  # more than ~3,500 ids in one ms: borrow the next ms
                 _last_ms += 1
                 _counter = 0
         ms, counter = _last_ms, _counter
-    tail = int.from_bytes(os.urandom(8), "big") & ((1 << 62) - 1)
+        tail = _random_bits_62()
     value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62 | tail
     return uuid.UUID(int=value)
 

@@ -40,7 +40,11 @@ def mask_text(text: str) -> str:
 
 class MaskingFormatter(logging.Formatter):
     def __init__(self, journald: bool) -> None:
-        fmt = "%(name)s: %(message)s" if journald else "%(asctime)s %(levelname)s %(name)s: %(message)s"
+        fmt = (
+            "%(name)s: %(message)s"
+            if journald
+            else "%(asctime)s %(levelname)s %(name)s: %(message)s"
+        )
         super().__init__(fmt)
         self.journald = journald
 

@@ -107,28 +107,29 @@ class OutboxWriteFailed(OutboxError):
     """SQLite could not commit the event (disk full, I/O error); it is not kept."""
 
 
+_RESOLVED = threading.Condition()  # one for all submissions: no Event per event
+
+
 class Submission:
     """A pending submission; ``wait()`` returns the committed seq."""
 
-    __slots__ = ("_done", "error", "event", "seq")
+    __slots__ = ("done", "error", "event", "seq")
 
     def __init__(self, event: Event) -> None:
         self.event = event
         self.seq: int | None = None
         self.error: OutboxError | None = None
-        self._done = threading.Event()
+        self.done = False
 
     def _resolve(self, seq: int | None, error: OutboxError | None = None) -> None:
+        """Set the outcome; the writer notifies ``_RESOLVED`` once per batch."""
         self.seq, self.error = seq, error
-        self._done.set()
-
-    @property
-    def done(self) -> bool:
-        return self._done.is_set()
+        self.done = True
 
     def wait(self, timeout: float | None = 10.0) -> int:
-        if not self._done.wait(timeout):
-            raise TimeoutError("outbox did not commit the event in time")
+        with _RESOLVED:
+            if not _RESOLVED.wait_for(lambda: self.done, timeout):
+                raise TimeoutError("outbox did not commit the event in time")
         if self.error is not None:
             raise self.error
         assert self.seq is not None
@@ -235,11 +236,14 @@ class Outbox:
         }
         self.startup_alarms: list[GatewayAlarm] = []
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._listeners: list[Callable[[], None]] = []
+        self._listeners: list[Callable[[list[PendingRow]], None]] = []
         self._closed = False
         self._refusing_telemetry = False
         self._refused_since_alarm = 0
         self._over_budget_alarmed = False
+        self._rows: list[tuple[Any, ...]] = []  # inserts of the open transaction, not yet written
+        self._written: list[tuple[Any, ...]] = []  # inserts of the open transaction, written
+        self._durable = synchronous == "full"
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._reservation = SeqReservation(self.path.with_name(self.path.name + ".seq"))
         self._conn = self._open_checked()
@@ -379,7 +383,9 @@ class Outbox:
         """Queue an event for commit; returns at once. ``wait()`` on the result for its seq."""
         submission = Submission(event)
         if self._closed:
-            submission._resolve(None, OutboxClosed("outbox is closed"))
+            with _RESOLVED:
+                submission._resolve(None, OutboxClosed("outbox is closed"))
+                _RESOLVED.notify_all()
         else:
             self._queue.put(submission)
         return submission
@@ -392,8 +398,9 @@ class Outbox:
     def writer_alive(self) -> bool:
         return self._writer.is_alive()
 
-    def add_commit_listener(self, listener: Callable[[], None]) -> None:
-        """``listener()`` runs in the writer thread after each commit (keep it tiny)."""
+    def add_commit_listener(self, listener: Callable[[list[PendingRow]], None]) -> None:
+        """``listener(rows)`` runs in the writer thread after each commit with the rows
+        it inserted, in seq order (keep it tiny: it holds up the writer)."""
         self._listeners.append(listener)
 
     def flush(self, timeout: float = 10.0) -> None:
@@ -444,6 +451,10 @@ class Outbox:
         refused: list[Submission] = []
         next_seq_before, bytes_before = self._next_seq, self._pending_bytes
         counters_before = dict(self.counters)
+        # Deletes alone need no fsync: if power loss undoes them, those events are
+        # sent again (duplicates, never loss). Any insert makes the commit durable,
+        # and its WAL fsync covers the earlier unsynced deletes too.
+        self._set_durable(bool(submissions) or self.synchronous != "full")
         try:
             self._conn.execute("BEGIN IMMEDIATE")
             self._delete_acknowledged(acks)
@@ -454,12 +465,15 @@ class Outbox:
                     refused.append(submission)
             for alarm in self._budget_alarms(refused):
                 committed.append((Submission(alarm), self._insert(alarm)))
+            inserted = self._flush_rows()
             if committed:
                 self._conn.execute(
                     "UPDATE meta SET value=? WHERE key='next_seq'", (self._next_seq,)
                 )
             self._conn.execute("COMMIT")
         except sqlite3.Error as error:
+            self._rows.clear()
+            self._written.clear()
             with contextlib.suppress(sqlite3.Error):
                 self._conn.execute("ROLLBACK")
             self._next_seq, self._pending_bytes = next_seq_before, bytes_before
@@ -468,18 +482,21 @@ class Outbox:
         else:
             self.counters["transactions"] += 1
             self.counters["committed"] += len(committed)
-            for submission, seq in committed:
-                submission._resolve(seq)
-            for submission in refused:
-                submission._resolve(
-                    None, TelemetryRefused("outbox is full of call events; telemetry refused")
-                )
+            with _RESOLVED:
+                for submission, seq in committed:
+                    submission._resolve(seq)
+                for submission in refused:
+                    submission._resolve(
+                        None, TelemetryRefused("outbox is full of call events; telemetry refused")
+                    )
+                _RESOLVED.notify_all()
             for ack in acks:
                 if ack.on_done:
                     self._call_safely(ack.on_done, ack.seqs)
             if committed:
+                fresh = [PendingRow(row[0], row[1], row[2], row[4], row[5]) for row in inserted]
                 for listener in self._listeners:
-                    self._call_safely(listener)
+                    self._call_safely(listener, fresh)
         for barrier in barriers:
             barrier.done.set()
 
@@ -491,13 +508,29 @@ class Outbox:
         except Exception:
             log.exception("outbox callback %r failed", callback)
 
+    def _set_durable(self, durable: bool) -> None:
+        if durable != self._durable:
+            self._conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+            self._durable = durable
+
+    def _flush_rows(self) -> list[tuple[Any, ...]]:
+        """Write the rows queued by ``_insert`` in one statement; returns all rows written
+        in this transaction so far."""
+        if self._rows:
+            self._conn.executemany(
+                f"INSERT INTO events ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", self._rows
+            )
+            self._written.extend(self._rows)
+            self._rows.clear()
+        written, self._written = self._written, []
+        return written
+
     def _insert(self, event: Event) -> int:
         seq = self._next_seq
         self._reservation.cover(seq)
         payload = encode(event, seq=seq, gateway_id=self.gateway_id, region=self.region)
         size = len(payload) + ROW_OVERHEAD_BYTES
-        self._conn.execute(
-            f"INSERT INTO events ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        self._rows.append(
             (
                 seq,
                 int(event.PRIORITY),
@@ -530,6 +563,7 @@ class Outbox:
         if self._pending_bytes + estimate <= self.max_bytes:
             return True
         shed_seqs: list[int] = []
+        self._written = self._flush_rows()  # keep them for the commit listener
         while self._pending_bytes + estimate > self.max_bytes:
             rows = self._conn.execute(
                 "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE priority >= ?"
@@ -541,6 +575,8 @@ class Outbox:
             shed_seqs.extend(row[0] for row in rows)
             self._pending_bytes -= sum(row[1] for row in rows)
         if shed_seqs:
+            gone = set(shed_seqs)
+            self._written = [row for row in self._written if row[0] not in gone]
             self.counters["shed"] += len(shed_seqs)
             self._insert(
                 GatewayAlarm(

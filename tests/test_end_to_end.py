@@ -53,7 +53,9 @@ class GatewayProcess:
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "gateway.cli", "run", "--config", str(self.config)],
-                stdout=log, stderr=log, cwd=Path(__file__).parent.parent,
+                stdout=log,
+                stderr=log,
+                cwd=Path(__file__).parent.parent,
             )
         return self
 
@@ -76,11 +78,19 @@ def modem(tmp_path: Path) -> Iterator[SimulatedGsmModem]:
         yield sim
 
 
-def call(number: str | None, *, presentation: Presentation | None = None,
-         hangup_after_rings: int | None = None, talk_s: float = 0.5) -> SimulatedCall:
+def call(
+    number: str | None,
+    *,
+    presentation: Presentation | None = None,
+    hangup_after_rings: int | None = None,
+    talk_s: float = 0.5,
+) -> SimulatedCall:
     return SimulatedCall(
-        number=number, presentation=presentation, hangup_after_rings=hangup_after_rings,
-        talk_s=talk_s, ring_interval_s=RING_S,
+        number=number,
+        presentation=presentation,
+        hangup_after_rings=hangup_after_rings,
+        talk_s=talk_s,
+        ring_interval_s=RING_S,
     )
 
 
@@ -96,15 +106,20 @@ def test_simulated_calls_reach_the_subscriber_schema_valid_with_contiguous_seq(
         assert monitor.wait_for(lambda m: lines_up(m) == 1, 15), "modem set up (+CLIP on)"
         placed: list[PlacedCall] = [
             modem.place_call(call("+6281234567890", talk_s=0.6)),  # answered after 2 rings
-            modem.place_call(call(None, presentation=Presentation.RESTRICTED,
-                                  hangup_after_rings=1)),  # withheld, abandoned
+            modem.place_call(
+                call(None, presentation=Presentation.RESTRICTED, hangup_after_rings=1)
+            ),  # withheld, abandoned
             modem.place_call(call(None, talk_s=0.3)),  # no caller id at all, answered
         ]
         for each in placed:
             assert each.wait(20)
         assert monitor.wait_for(
-            lambda m: len(m.events_of(GATEWAY, "call.ended"))
-            + len(m.events_of(GATEWAY, "call.abandoned")) == 3, 15
+            lambda m: (
+                len(m.events_of(GATEWAY, "call.ended"))
+                + len(m.events_of(GATEWAY, "call.abandoned"))
+                == 3
+            ),
+            15,
         )
         elapsed = gateway.terminate()
     finally:
@@ -118,17 +133,21 @@ def test_simulated_calls_reach_the_subscriber_schema_valid_with_contiguous_seq(
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     offered = monitor.events_of(GATEWAY, "call.offered")
     assert [(e["data"]["number"], e["data"]["presentation"]) for e in offered] == [
-        ("+6281234567890", "allowed"), (None, "restricted"), (None, "unavailable"),
+        ("+6281234567890", "allowed"),
+        (None, "restricted"),
+        (None, "unavailable"),
     ]
     by_call: dict[str, list[str]] = {}
     for event in events:
         if event["type"].startswith("call."):
             by_call.setdefault(event["data"]["call_id"], []).append(event["type"])
-    assert sorted(by_call.values()) == sorted([
-        ["call.offered", "call.answered", "call.ended"],
-        ["call.offered", "call.abandoned"],
-        ["call.offered", "call.answered", "call.ended"],
-    ])
+    assert sorted(by_call.values()) == sorted(
+        [
+            ["call.offered", "call.answered", "call.ended"],
+            ["call.offered", "call.abandoned"],
+            ["call.offered", "call.answered", "call.ended"],
+        ]
+    )
     assert monitor.wait_for(lambda m: m.feed(GATEWAY).status == "offline", 5)
     log_text = gateway.log.read_text()
     assert "+6281234567890" not in log_text, "caller numbers never reach the log"
@@ -138,8 +157,10 @@ def test_sigkill_during_a_stream_loses_nothing_committed(
     tmp_path: Path, broker: PrivateBroker, monitor: FeedMonitor
 ) -> None:
     links = [tmp_path / "gsm0", tmp_path / "gsm1"]
-    sims = [SimulatedGsmModem(link, model=model, seed=i) for i, (link, model) in
-            enumerate(zip(links, ["quectel_ec25", "huawei_e173"], strict=True))]
+    sims = [
+        SimulatedGsmModem(link, model=model, seed=i)
+        for i, (link, model) in enumerate(zip(links, ["quectel_ec25", "huawei_e173"], strict=True))
+    ]
     config = write_config(tmp_path, broker, links)
     gateway = GatewayProcess(config).start()
     try:
@@ -147,7 +168,9 @@ def test_sigkill_during_a_stream_loses_nothing_committed(
         for round_number in range(4):
             for index, sim in enumerate(sims):
                 for n in range(3):
-                    sim.place_call(call(f"+62812{round_number}{index}{n:05d}", hangup_after_rings=1))
+                    sim.place_call(
+                        call(f"+62812{round_number}{index}{n:05d}", hangup_after_rings=1)
+                    )
             time.sleep(1.0 + 0.3 * round_number)
             gateway.kill()  # no goodbye, no flush: like a power cut of the process
             gateway = GatewayProcess(config).start()
@@ -157,8 +180,7 @@ def test_sigkill_during_a_stream_loses_nothing_committed(
         outbox = tmp_path / "outbox.db"
         committed_seqs = _committed_seqs(outbox)
         assert monitor.wait_for(
-            lambda m: len(m.feed(GATEWAY).events) >= committed_seqs and
-            _pending(outbox) == 0, 30
+            lambda m: len(m.feed(GATEWAY).events) >= committed_seqs and _pending(outbox) == 0, 30
         )
     finally:
         if gateway.process and gateway.process.poll() is None:
@@ -187,9 +209,7 @@ def _pending(outbox: Path) -> int:
         return int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
 
 
-def test_queue_stats_and_peek_on_a_live_outbox(
-    tmp_path: Path, modem: SimulatedGsmModem
-) -> None:
+def test_queue_stats_and_peek_on_a_live_outbox(tmp_path: Path, modem: SimulatedGsmModem) -> None:
     unreachable = PrivateBroker(workdir=tmp_path / "never-started")  # nobody listens there
     config = write_config(tmp_path, unreachable, [modem.link])
     gateway = GatewayProcess(config).start()
@@ -199,12 +219,25 @@ def test_queue_stats_and_peek_on_a_live_outbox(
         assert placed.wait(20)
         time.sleep(1.0)
         stats = subprocess.run(
-            [sys.executable, "-m", "gateway.cli", "queue", "stats", "--config", str(config),
-             "--json"], capture_output=True, text=True, check=True,
+            [
+                sys.executable,
+                "-m",
+                "gateway.cli",
+                "queue",
+                "stats",
+                "--config",
+                str(config),
+                "--json",
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
         )
         peek = subprocess.run(
             [sys.executable, "-m", "gateway.cli", "queue", "peek", "--config", str(config)],
-            capture_output=True, text=True, check=True,
+            capture_output=True,
+            text=True,
+            check=True,
         )
     finally:
         gateway.terminate()

@@ -66,7 +66,9 @@ def test_broken_toml_is_a_config_error() -> None:
         parse_config("[gateway\nid=", "broken.toml")
 
 
-def test_config_check_exits_2_on_a_bad_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_config_check_exits_2_on_a_bad_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     bad = tmp_path / "bad.toml"
     bad.write_text(MINIMAL + "[mqtt]\nport = 1883\n")
     with pytest.raises(SystemExit) as exited:

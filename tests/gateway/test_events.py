@@ -33,7 +33,10 @@ from tests.conftest import validate_event
 
 SAMPLES: list[Event] = [
     CallOffered(
-        call_id="c", line="gsm0", number="+6281234567890", presentation=Presentation.ALLOWED,
+        call_id="c",
+        line="gsm0",
+        number="+6281234567890",
+        presentation=Presentation.ALLOWED,
         ring_count=1,
     ),
     CallOffered(

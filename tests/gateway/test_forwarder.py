@@ -23,8 +23,11 @@ REGION = "64.74"
 
 def offered(n: int) -> CallOffered:
     return CallOffered(
-        call_id=f"call-{n}", line="gsm0", number=f"+6281{n:08d}",
-        presentation=Presentation.ALLOWED, ring_count=1,
+        call_id=f"call-{n}",
+        line="gsm0",
+        number=f"+6281{n:08d}",
+        presentation=Presentation.ALLOWED,
+        ring_count=1,
     )
 
 
@@ -35,10 +38,16 @@ def outbox(tmp_path: Path) -> Iterator[Outbox]:
 
 
 def start_forwarder(outbox: Outbox, broker: PrivateBroker, **settings: object) -> Forwarder:
-    defaults: dict[str, object] = {"url": broker.url, "reconnect_min_s": 0.1, "reconnect_max_s": 0.5}
+    defaults: dict[str, object] = {
+        "url": broker.url,
+        "reconnect_min_s": 0.1,
+        "reconnect_max_s": 0.5,
+    }
     forwarder = Forwarder(
-        outbox, MqttSettings(**{**defaults, **settings}),  # type: ignore[arg-type]
-        gateway_id=GATEWAY, region=REGION,
+        outbox,
+        MqttSettings(**{**defaults, **settings}),  # type: ignore[arg-type]
+        gateway_id=GATEWAY,
+        region=REGION,
     )
     forwarder.start()
     return forwarder
@@ -109,7 +118,10 @@ def test_broker_outage_loses_nothing_and_order_holds(
     outbox: Outbox, broker: PrivateBroker, tmp_path: Path
 ) -> None:
     forwarder = start_forwarder(outbox, broker)
-    monitor = FeedMonitor(broker.url, client_id="center", ).start()
+    monitor = FeedMonitor(
+        broker.url,
+        client_id="center",
+    ).start()
     try:
         for n in range(100):
             outbox.submit(offered(n))
@@ -192,16 +204,20 @@ def test_unreachable_broker_retries_with_growing_backoff(outbox: Outbox, tmp_pat
 
     port = free_port()
     forwarder = Forwarder(
-        outbox, MqttSettings(url=f"mqtt://127.0.0.1:{port}", reconnect_min_s=0.05,
-                             reconnect_max_s=0.2),
-        gateway_id=GATEWAY, region=REGION,
+        outbox,
+        MqttSettings(url=f"mqtt://127.0.0.1:{port}", reconnect_min_s=0.05, reconnect_max_s=0.2),
+        gateway_id=GATEWAY,
+        region=REGION,
     )
     forwarder.start()
     try:
         outbox.put(offered(1))
         assert wait_until(lambda: len(forwarder.stats.history) >= 3, 10)
         assert not forwarder.stats.connected
-        with PrivateBroker(port=port, workdir=tmp_path / "late") as late, FeedMonitor(late.url) as m:
+        with (
+            PrivateBroker(port=port, workdir=tmp_path / "late") as late,
+            FeedMonitor(late.url) as m,
+        ):
             assert m.wait_for(lambda mon: len(mon.feed(GATEWAY).events) == 1, 10)
     finally:
         forwarder.stop()

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from gateway.events import (
+    CallEnded,
     CallOffered,
     EndCause,
-    CallEnded,
     Event,
     LineStatus,
     Presentation,
@@ -23,8 +23,11 @@ from gateway.outbox_schema import CURRENT_VERSION, SchemaTooNew, schema_version
 
 def offered(n: int = 0) -> CallOffered:
     return CallOffered(
-        call_id=f"call-{n}", line="gsm0", number=f"+62812000{n:05d}",
-        presentation=Presentation.ALLOWED, ring_count=1,
+        call_id=f"call-{n}",
+        line="gsm0",
+        number=f"+62812000{n:05d}",
+        presentation=Presentation.ALLOWED,
+        ring_count=1,
     )
 
 
@@ -38,7 +41,9 @@ def open_outbox(path: Path, **kwargs: object) -> Outbox:
 
 def payloads(path: Path) -> list[dict[str, object]]:
     with sqlite3.connect(path) as conn:
-        return [json.loads(row[0]) for row in conn.execute("SELECT payload FROM events ORDER BY seq")]
+        return [
+            json.loads(row[0]) for row in conn.execute("SELECT payload FROM events ORDER BY seq")
+        ]
 
 
 def test_seq_starts_at_1_is_contiguous_and_survives_restart(tmp_path: Path) -> None:
@@ -197,8 +202,11 @@ def test_a_newer_schema_is_refused_not_clobbered(tmp_path: Path) -> None:
 
 def test_reader_fetches_by_priority_after_a_cursor(tmp_path: Path) -> None:
     with open_outbox(tmp_path / "outbox.db") as outbox:
-        events: list[Event] = [offered(0), telemetry(1), CallEnded(
-            call_id="x", line="gsm0", duration_ms=1, cause=EndCause.REMOTE_HANGUP)]
+        events: list[Event] = [
+            offered(0),
+            telemetry(1),
+            CallEnded(call_id="x", line="gsm0", duration_ms=1, cause=EndCause.REMOTE_HANGUP),
+        ]
         for event in events:
             outbox.put(event)
         reader: OutboxReader = outbox.reader()
@@ -219,10 +227,15 @@ def test_disk_full_fails_the_submission_names_the_event_and_keeps_the_rest(tmp_p
         outbox._conn.execute(f"PRAGMA max_page_count = {pages}")  # the "disk" is now full
         lost = offered(1000)
         with pytest.raises(OutboxWriteFailed, match="full"):
-            outbox.submit(CallOffered(
-                call_id="big", line="gsm0", number="+62" + "1" * 5000,
-                presentation=Presentation.ALLOWED, ring_count=1,
-            )).wait()
+            outbox.submit(
+                CallOffered(
+                    call_id="big",
+                    line="gsm0",
+                    number="+62" + "1" * 5000,
+                    presentation=Presentation.ALLOWED,
+                    ring_count=1,
+                )
+            ).wait()
         outbox.submit(lost)  # may or may not fit: either committed or named
         outbox.flush()
         outbox._conn.execute("PRAGMA max_page_count = 1073741823")
