@@ -97,7 +97,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_sim_gsm(args: argparse.Namespace) -> int:
-    from drivers.simulated import cli as sim_cli
+    import drivers.simulated.cli as sim_cli
 
     setup_logging(args.log_level or "info")
     return sim_cli.run(args)
@@ -131,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
         dest="device", required=True, metavar="DEVICE"
     )
     sim_gsm = sim.add_parser("gsm", help="a virtual GSM modem on a pseudo-terminal")
-    from drivers.simulated import cli as sim_cli
+    import drivers.simulated.cli as sim_cli
 
     sim_cli.add_arguments(sim_gsm)
     sim_gsm.set_defaults(func=cmd_sim_gsm)

@@ -22,7 +22,6 @@ a misspelt type fails at import time instead of producing a silent topic.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import json
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -98,11 +97,18 @@ class Event:
         return {name: _plain(getattr(self, name)) for name in _data_fields(type(self))}
 
 
-@functools.cache
+_DATA_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
 def _data_fields(cls: type[Event]) -> tuple[str, ...]:
-    return tuple(
-        f.name for f in dataclasses.fields(cls) if f.name not in ("event_id", "observed_at")
-    )
+    """Names of the fields that form ``data`` (cached: dataclasses.fields is slow)."""
+    names = _DATA_FIELDS.get(cls)
+    if names is None:
+        names = tuple(
+            f.name for f in dataclasses.fields(cls) if f.name not in ("event_id", "observed_at")
+        )
+        _DATA_FIELDS[cls] = names
+    return names
 
 
 def _plain(value: Any) -> Any:

@@ -28,9 +28,7 @@ def monitor(broker: PrivateBroker) -> Iterator[FeedMonitor]:
 
 
 def _registry() -> Registry:
-    resources = [
-        (body["$id"], Resource.from_contents(body)) for body in all_schemas().values()
-    ]
+    resources = [(body["$id"], Resource.from_contents(body)) for body in all_schemas().values()]
     registry: Registry = Registry().with_resources(resources)
     return registry
 

@@ -1,0 +1,6 @@
+"""GSM modem drivers: AT lines from a modem port in, call signals for a CallTracker out.
+
+``drivers.gsm.responses`` parses the 27.007 lines, ``drivers.gsm.dialects``
+holds what each vendor adds, ``drivers.gsm.modem`` is the driver that owns a
+port, keeps the modem set up and reconnects when it vanishes.
+"""

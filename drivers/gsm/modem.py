@@ -1,0 +1,458 @@
+"""GSM modem driver: one modem port in, call events and line health for one line out.
+
+``GsmModemDriver`` owns a modem for its whole life::
+
+    open port (AtChannel) -> AT ping -> ATE0, AT+CMEE=1 -> identity (AT+CGMI/CGMM/CGSN)
+      -> pick dialect -> dialect set-up (AT+CLIP=1, AT+CRC=1, ...) -> LineStatus up
+      -> serve: URCs -> CallTracker; every tick: caller-id grace, auto-answer (ATA),
+                AT+CLCC while a call is up, AT+CSQ / AT+CREG? now and then
+      -> port vanished or modem silent: LineStatus down, open call ends LINE_LOST,
+         reopen with exponential backoff until stop()
+
+Threads: the channel's reader runs the URC callback, which only feeds the
+``CallTracker`` (it never sends a command); one worker thread per driver
+sends every command. Caller numbers are masked in every log line
+(``drivers.privacy``); only the events carry them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from drivers.at_channel import (
+    PORT_ERRORS,
+    AtChannel,
+    AtChannelClosedError,
+    AtCommandError,
+    AtError,
+    AtTimeoutError,
+)
+from drivers.gsm.dialects import (
+    CallEnd,
+    GenericDialect,
+    ModemIdentity,
+    Ring,
+    pick_dialect,
+)
+from drivers.gsm.responses import (
+    CallerId,
+    CallStatus,
+    incoming_voice_calls,
+    parse_csq_dbm,
+    parse_registration,
+)
+from drivers.privacy import mask_digit_runs
+from gateway.calls import CALLER_ID_GRACE_S, CallState, CallTracker
+from gateway.events import EndCause, Event, LineStatus
+
+logger = logging.getLogger("edge112.drivers.gsm")
+
+COMMAND_TIMEOUT_S = 5.0
+PING_TIMEOUT_S = 1.0
+PING_ATTEMPTS = 3  # the first command after opening may meet boot noise
+CALL_POLL_INTERVAL_S = 1.0  # AT+CLCC while a call is up
+SIGNAL_POLL_INTERVAL_S = 30.0  # AT+CSQ and registration
+TICK_S = 0.1  # worker wake-up: caller-id grace and auto-answer latency
+REOPEN_BACKOFF_INITIAL_S = 0.5
+REOPEN_BACKOFF_MAX_S = 30.0
+STOP_TIMEOUT_S = 2.0
+MAX_CONSECUTIVE_TIMEOUTS = 3  # then the modem counts as hung: reopen the port
+CALL_GONE_AFTER_POLLS = 2  # AT+CLCC polls without the call before it counts as ended
+SIGNAL_REPORT_STEP_DB = 6  # smaller signal changes do not make a LineStatus
+
+LINE_UP = "up"
+LINE_DOWN = "down"
+
+# Final result codes of ATA that mean the caller is gone.
+ANSWER_FAILURES = {
+    "NO CARRIER": EndCause.REMOTE_HANGUP,
+    "BUSY": EndCause.BUSY,
+    "NO ANSWER": EndCause.NO_ANSWER,
+}
+
+
+@dataclass(frozen=True)
+class _LineHealth:
+    state: str
+    detail: str
+    signal_dbm: int | None
+
+
+@dataclass(frozen=True)
+class _SessionEnd:
+    reason: str
+    was_up: bool
+
+
+class GsmModemDriver:
+    """Drives the GSM modem at ``url`` as line ``name``; events go to ``emit``.
+
+    ``emit`` is called from the driver's threads and must be quick and
+    thread-safe (typically: put on the outbox writer's queue).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        url: str,
+        emit: Callable[[Event], None],
+        *,
+        answer_after_rings: int = 0,
+        poll_interval_s: float = CALL_POLL_INTERVAL_S,
+        signal_interval_s: float = SIGNAL_POLL_INTERVAL_S,
+        reopen_backoff_s: float = REOPEN_BACKOFF_INITIAL_S,
+        reopen_backoff_max_s: float = REOPEN_BACKOFF_MAX_S,
+        caller_id_grace_s: float = CALLER_ID_GRACE_S,
+        command_timeout_s: float = COMMAND_TIMEOUT_S,
+    ) -> None:
+        self.name = name
+        self.url = url
+        self._emit = emit
+        self._answer_after_rings = answer_after_rings
+        self._poll_interval_s = poll_interval_s
+        self._signal_interval_s = signal_interval_s
+        self._reopen_backoff_s = reopen_backoff_s
+        self._reopen_backoff_max_s = reopen_backoff_max_s
+        self._command_timeout_s = command_timeout_s
+        self._tracker = CallTracker(name, self._emit_safely, caller_id_grace_s=caller_id_grace_s)
+        self._dialect: GenericDialect = GenericDialect()
+        self._identity: ModemIdentity | None = None
+        self._health: _LineHealth | None = None
+        self._health_lock = threading.Lock()
+        self._channel: AtChannel | None = None
+        self._channel_lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lost_reason: str | None = None
+        self._answer_call_id: str | None = None
+        self._consecutive_timeouts = 0
+        self._call_missing: tuple[str, int] | None = None  # (call id, polls without it)
+
+    @property
+    def identity(self) -> ModemIdentity | None:
+        """What the modem said it is, once set up."""
+        return self._identity
+
+    @property
+    def dialect_name(self) -> str:
+        return self._dialect.name
+
+    def start(self) -> None:
+        if self._thread is not None:
+            raise RuntimeError(f"{self.name}: driver already started")
+        self._thread = threading.Thread(target=self._run, name=f"edge112-gsm-{self.name}")
+        self._thread.daemon = True
+        self._thread.start()
+
+    def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
+        """Stop within ``timeout``; a call still up ends with cause UNKNOWN, the line goes down."""
+        if self._thread is None:
+            return
+        deadline = time.monotonic() + timeout
+        self._stopping.set()
+        self._wake.set()
+        with self._channel_lock:
+            channel = self._channel
+        if channel is not None:
+            channel.close()  # fails a command in flight at once
+        self._thread.join(max(0.0, deadline - time.monotonic()))
+        if self._thread.is_alive():
+            logger.warning("%s: worker did not stop within %.1f s", self.name, timeout)
+        self._tracker.released(EndCause.UNKNOWN)
+        self._report_health(LINE_DOWN, "driver stopped", None)
+
+    # Supervisor: open, serve, reopen ----------------------------------------
+
+    def _run(self) -> None:
+        backoff = self._reopen_backoff_s
+        while not self._stopping.is_set():
+            end = self._run_session()
+            if self._stopping.is_set():
+                break
+            self._report_health(LINE_DOWN, end.reason, None)
+            self._tracker.released(EndCause.LINE_LOST)
+            if end.was_up:
+                backoff = self._reopen_backoff_s
+            logger.warning("%s: %s; reopening in %.1f s", self.name, end.reason, backoff)
+            if self._stopping.wait(backoff):
+                break
+            backoff = min(backoff * 2, self._reopen_backoff_max_s)
+
+    def _run_session(self) -> _SessionEnd:
+        self._lost_reason = None
+        self._dialect = GenericDialect()
+        try:
+            channel = AtChannel(
+                self.url, on_urc=self._on_urc, on_lost=self._on_lost, name=self.name
+            )
+        except PORT_ERRORS as exc:
+            return _SessionEnd(f"cannot open port: {exc}", was_up=False)
+        with self._channel_lock:
+            self._channel = channel
+        try:
+            if self._stopping.is_set():
+                return _SessionEnd("driver stopped", was_up=False)
+            self._initialise(channel)
+            self._poll_health(channel)
+            return _SessionEnd(self._serve(channel), was_up=True)
+        except AtChannelClosedError as exc:
+            return _SessionEnd(self._lost_reason or exc.reason, was_up=False)
+        except AtError as exc:
+            return _SessionEnd(f"modem set-up failed: {exc}", was_up=False)
+        finally:
+            with self._channel_lock:
+                self._channel = None
+            channel.close()
+
+    def _initialise(self, channel: AtChannel) -> None:
+        self._consecutive_timeouts = 0
+        self._ping(channel)
+        self._command(channel, "ATE0")
+        self._command(channel, "AT+CMEE=1")
+        identity = self._read_identity(channel)
+        dialect = pick_dialect(identity)
+        for command in dialect.setup_commands:
+            self._command(channel, command)
+        for command in dialect.optional_setup_commands:
+            try:
+                self._command(channel, command)
+            except AtCommandError as exc:
+                logger.info("%s: optional %s refused: %s", self.name, command, exc.final)
+        self._identity, self._dialect = identity, dialect
+        logger.info(
+            "%s: %s, IMEI %s, %s dialect, on %s",
+            self.name,
+            identity.describe(),
+            identity.imei,
+            dialect.name,
+            self.url,
+        )
+
+    def _ping(self, channel: AtChannel) -> None:
+        for attempt in range(1, PING_ATTEMPTS + 1):
+            try:
+                channel.command("AT", PING_TIMEOUT_S)
+                return
+            except AtCommandError:
+                return  # it answers; that is all a ping asks
+            except AtTimeoutError:
+                if attempt == PING_ATTEMPTS:
+                    raise
+
+    def _read_identity(self, channel: AtChannel) -> ModemIdentity:
+        return ModemIdentity(
+            manufacturer=_first_value(self._command(channel, "AT+CGMI"), "+CGMI:"),
+            model=_first_value(self._command(channel, "AT+CGMM"), "+CGMM:"),
+            imei=_first_value(self._command(channel, "AT+CGSN"), "+CGSN:"),
+        )
+
+    def _serve(self, channel: AtChannel) -> str:
+        """Run until the port is lost, the modem hangs or the driver stops; say why."""
+        now = time.monotonic()
+        next_call_poll_at = now + self._poll_interval_s
+        next_health_at = now + self._signal_interval_s
+        while not self._stopping.is_set():
+            if self._lost_reason is not None:
+                return self._lost_reason
+            if self._consecutive_timeouts >= MAX_CONSECUTIVE_TIMEOUTS:
+                return "modem stopped answering commands"
+            self._wake.wait(TICK_S)
+            self._wake.clear()
+            self._tracker.tick()
+            self._guarded(self._answer_if_due, channel)
+            now = time.monotonic()
+            if self._tracker.state is CallState.IDLE:
+                next_call_poll_at = now + self._poll_interval_s
+            elif now >= next_call_poll_at:
+                self._guarded(self._confirm_calls, channel)
+                next_call_poll_at = now + self._poll_interval_s
+            if now >= next_health_at:
+                self._guarded(self._poll_health, channel)
+                next_health_at = now + self._signal_interval_s
+        return "driver stopped"
+
+    def _guarded(self, work: Callable[[AtChannel], None], channel: AtChannel) -> None:
+        """Run one periodic job; a refused or unanswered command does not end the session."""
+        try:
+            work(channel)
+        except AtTimeoutError as exc:
+            logger.warning("%s: %s", self.name, exc)
+        except AtCommandError as exc:
+            logger.warning("%s: %s", self.name, mask_digit_runs(str(exc)))
+        except AtChannelClosedError:
+            pass  # _serve sees the lost reason next
+
+    def _command(self, channel: AtChannel, command: str) -> list[str]:
+        """``channel.command`` that counts consecutive timeouts (a hung modem)."""
+        try:
+            lines = channel.command(command, self._command_timeout_s)
+        except AtTimeoutError:
+            self._consecutive_timeouts += 1
+            raise
+        except AtCommandError:
+            self._consecutive_timeouts = 0
+            raise
+        self._consecutive_timeouts = 0
+        return lines
+
+    # Periodic jobs (worker thread) ------------------------------------------
+
+    def _answer_if_due(self, channel: AtChannel) -> None:
+        call_id, self._answer_call_id = self._answer_call_id, None
+        if call_id is None or self._tracker.call_id != call_id:
+            return
+        if self._tracker.state is not CallState.RINGING:
+            return
+        try:
+            self._command(channel, "ATA")
+        except AtCommandError as exc:
+            cause = ANSWER_FAILURES.get(exc.final)
+            if cause is None:
+                raise
+            self._tracker.released(cause, call_id=call_id)
+            return
+        self._tracker.answered(call_id=call_id)
+
+    def _confirm_calls(self, channel: AtChannel) -> None:
+        """AT+CLCC: catch an end or an answer whose URC never came (or was garbled)."""
+        call_id = self._tracker.call_id
+        if call_id is None:
+            return
+        records = incoming_voice_calls(self._command(channel, "AT+CLCC"))
+        if not records:
+            missing = (
+                self._call_missing[1] + 1
+                if self._call_missing and self._call_missing[0] == call_id
+                else 1
+            )
+            self._call_missing = (call_id, missing)
+            if missing >= CALL_GONE_AFTER_POLLS:
+                logger.warning("%s: call %s no longer listed by AT+CLCC", self.name, call_id)
+                self._tracker.released(EndCause.UNKNOWN, call_id=call_id)
+            return
+        self._call_missing = None
+        answered = any(record.status == CallStatus.ACTIVE for record in records)
+        if answered and self._tracker.state is CallState.RINGING:
+            self._tracker.answered(call_id=call_id)
+
+    def _polls_without(self, call_id: str) -> int:
+        """Count one more AT+CLCC poll that did not list ``call_id``; return the count."""
+        previous = self._call_missing
+        missing = previous[1] + 1 if previous and previous[0] == call_id else 1
+        self._call_missing = (call_id, missing)
+        return missing
+
+    def _poll_health(self, channel: AtChannel) -> None:
+        signal_dbm = self._read_signal_dbm(channel)
+        registered = self._read_registration(channel)
+        modem = self._identity.describe() if self._identity else "modem"
+        if registered is False:
+            self._report_health(LINE_DOWN, f"{modem}: not registered on the network", signal_dbm)
+        else:
+            state = "registered" if registered else "registration unknown"
+            self._report_health(LINE_UP, f"{modem}: {state}", signal_dbm)
+
+    def _read_signal_dbm(self, channel: AtChannel) -> int | None:
+        try:
+            lines = self._command(channel, "AT+CSQ")
+        except AtCommandError:
+            return None
+        for line in lines:
+            if line.startswith("+CSQ:"):
+                try:
+                    return parse_csq_dbm(line)
+                except ValueError:
+                    return None
+        return None
+
+    def _read_registration(self, channel: AtChannel) -> bool | None:
+        """True if any registration query says registered; None if none answered."""
+        answered = False
+        for query in self._dialect.registration_queries:
+            try:
+                lines = self._command(channel, query)
+            except AtCommandError:
+                continue
+            for line in lines:
+                try:
+                    if parse_registration(line):
+                        return True
+                    answered = True
+                except ValueError:
+                    continue
+        return False if answered else None
+
+    # Reader-thread callbacks --------------------------------------------------
+
+    def _on_urc(self, line: str) -> None:
+        try:
+            signal = self._dialect.parse_call_signal(line)
+        except ValueError:
+            logger.warning("%s: unreadable call line %s", self.name, mask_digit_runs(line))
+            return
+        match signal:
+            case Ring():
+                self._tracker.ring()
+                self._consider_answering()
+            case CallerId(number=number, presentation=presentation):
+                self._tracker.caller_id(number, presentation)
+            case CallEnd(cause=cause):
+                self._tracker.released(cause)
+            case None:
+                logger.debug("%s: URC %s", self.name, mask_digit_runs(line))
+
+    def _consider_answering(self) -> None:
+        if self._answer_after_rings <= 0:
+            return
+        call_id = self._tracker.call_id
+        if call_id is None or self._tracker.state is not CallState.RINGING:
+            return
+        if self._tracker.ring_count >= self._answer_after_rings:
+            self._answer_call_id = call_id
+            self._wake.set()
+
+    def _on_lost(self, reason: str) -> None:
+        self._lost_reason = f"port lost: {reason}"
+        self._wake.set()
+
+    # Events -------------------------------------------------------------------
+
+    def _report_health(self, state: str, detail: str, signal_dbm: int | None) -> None:
+        """Emit a LineStatus when state or detail change, or the signal moves enough."""
+        health = _LineHealth(state, detail, signal_dbm)
+        with self._health_lock:
+            last = self._health
+            if last is not None and not _worth_reporting(last, health):
+                return
+            self._health = health
+        self._emit_safely(
+            LineStatus(line=self.name, state=state, detail=detail, signal_dbm=signal_dbm)
+        )
+
+    def _emit_safely(self, event: Event) -> None:
+        try:
+            self._emit(event)
+        except Exception:
+            logger.exception("%s: emitting %s failed", self.name, event.TYPE.value)
+
+
+def _worth_reporting(last: _LineHealth, new: _LineHealth) -> bool:
+    if (last.state, last.detail) != (new.state, new.detail):
+        return True
+    if last.signal_dbm is None or new.signal_dbm is None:
+        return last.signal_dbm != new.signal_dbm
+    return abs(new.signal_dbm - last.signal_dbm) >= SIGNAL_REPORT_STEP_DB
+
+
+def _first_value(lines: list[str], prefix: str) -> str:
+    """The first non-empty information line, without ``prefix`` and quotes."""
+    for line in lines:
+        value = line.removeprefix(prefix).strip().strip('"')
+        if value:
+            return value
+    return ""
