@@ -1,0 +1,1 @@
+"""Tests of the compiled hot paths against their references and the standards."""
