@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
-SYSTEM_TOOLS ?=
+SYSTEM_TOOLS ?= openssl sox espeak-ng multimon-ng  # TLS test certificates; audio tests cross-check with these
 
 .PHONY: demo test lint typecheck unit bench clean system-deps
 

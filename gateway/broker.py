@@ -16,6 +16,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 MOSQUITTO_CANDIDATES = ("mosquitto", "/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
@@ -33,6 +34,14 @@ def find_mosquitto() -> str:
     raise BrokerUnavailable("mosquitto is not installed; run: sudo apt-get install -y mosquitto")
 
 
+def _sibling_tool(binary: str, name: str) -> str:
+    """mosquitto_passwd lives in /usr/bin while mosquitto is in /usr/sbin on Debian."""
+    found = shutil.which(name) or shutil.which(name, path="/usr/bin:/usr/sbin")
+    if not found:
+        raise BrokerUnavailable(f"{name} is not installed (it comes with mosquitto)")
+    return found
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
@@ -48,11 +57,34 @@ def wait_for_port(port: int, timeout: float = 10.0, host: str = "127.0.0.1") -> 
     return False
 
 
-class PrivateBroker:
-    """mosquitto on 127.0.0.1:<free port>, anonymous, no persistence."""
+@dataclass(frozen=True)
+class BrokerTls:
+    """Files for a TLS listener: the CA that signed the server, the server's cert and key."""
 
-    def __init__(self, port: int | None = None, workdir: str | Path | None = None) -> None:
+    ca_file: Path
+    cert_file: Path
+    key_file: Path
+    require_client_certificate: bool = False
+
+
+class PrivateBroker:
+    """mosquitto on 127.0.0.1:<free port>, no persistence.
+
+    Anonymous by default; with ``users`` only those username/password pairs
+    may connect; with ``tls`` the listener speaks TLS (mqtts).
+    """
+
+    def __init__(
+        self,
+        port: int | None = None,
+        workdir: str | Path | None = None,
+        *,
+        users: dict[str, str] | None = None,
+        tls: BrokerTls | None = None,
+    ) -> None:
         self.binary = find_mosquitto()
+        self.users = users
+        self.tls = tls
         self.port = port or free_port()
         self._own_dir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="edge112-broker-"))
@@ -62,14 +94,38 @@ class PrivateBroker:
 
     @property
     def url(self) -> str:
-        return f"mqtt://127.0.0.1:{self.port}"
+        return f"{'mqtts' if self.tls else 'mqtt'}://127.0.0.1:{self.port}"
+
+    def _security_lines(self) -> str:
+        lines = ""
+        if self.users is None:
+            lines += "allow_anonymous true\n"
+        else:
+            password_file = self.workdir / "passwords"
+            password_file.write_text("".join(f"{u}:{p}\n" for u, p in self.users.items()))
+            password_file.chmod(0o600)
+            subprocess.run(
+                [_sibling_tool(self.binary, "mosquitto_passwd"), "-U", str(password_file)],
+                check=True,
+                capture_output=True,
+            )
+            lines += f"allow_anonymous false\npassword_file {password_file}\n"
+        if self.tls:
+            require = "true" if self.tls.require_client_certificate else "false"
+            lines += (
+                f"cafile {self.tls.ca_file}\ncertfile {self.tls.cert_file}\n"
+                f"keyfile {self.tls.key_file}\n"
+                f"require_certificate {require}\n"
+            )
+        return lines
 
     def start(self, timeout: float = 10.0) -> PrivateBroker:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.config_path.write_text(
             f"listener {self.port} 127.0.0.1\n"
-            "allow_anonymous true\n"
-            "persistence false\n"
+            + self._security_lines()
+            + ("user root\n" if os.geteuid() == 0 else "")  # else it drops to "mosquitto"
+            + "persistence false\n"
             "max_inflight_messages 0\n"
             "max_queued_messages 1000000\n"
             f"log_dest file {self.log_path}\n"

@@ -280,7 +280,12 @@ class Forwarder:
         while session.connack is None:
             if time.monotonic() > deadline or self._stop.is_set():
                 raise SessionEnded("no CONNACK from the broker")
-            self._io(session, 0.2)
+            try:
+                self._io(session, 0.2)
+            except SessionEnded:
+                if session.connack is None:
+                    raise
+                # the broker sent its refusal and closed: report the refusal
         if session.connack.is_failure:
             raise SessionEnded(f"broker refused the connection: {session.connack}")
 
