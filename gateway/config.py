@@ -91,6 +91,21 @@ class ModemSettings:
     baudrate: int = 115200
     answer_after_rings: int = 0
     caller_id_grace_ms: int = 500
+    audio_port: str | None = None
+
+
+@dataclass(frozen=True)
+class AudioSettings:
+    record: bool = True
+    recordings_dir: str = "/var/lib/edge112/recordings"
+    recording_format: str = "alaw"
+    quota_mb: float = 2048.0
+    retention_days: float = 0.0
+    ghost_after_s: float = 10.0
+    silent_prompt: str | None = None
+    silent_prompt_after_s: float = 5.0
+    silent_listen_s: float = 10.0
+    ring_buffer_s: float = 30.0
 
 
 @dataclass(frozen=True)
@@ -99,6 +114,7 @@ class Config:
     mqtt: MqttSettings = field(default_factory=MqttSettings)
     outbox: OutboxSettings = field(default_factory=OutboxSettings)
     modems: tuple[ModemSettings, ...] = ()
+    audio: AudioSettings = field(default_factory=AudioSettings)
     source: str = "<defaults>"
 
 
@@ -156,6 +172,22 @@ def _mqtt_url(value: Any) -> str | None:
     return None
 
 
+def _boolean(value: Any) -> str | None:
+    return None if isinstance(value, bool) else f"expected true or false, got {value!r}"
+
+
+_AUDIO_KEYS: dict[str, Check] = {
+    "record": _boolean,
+    "recordings_dir": _string(),
+    "recording_format": _choice("alaw", "pcm"),
+    "quota_mb": _number(1, 10_000_000),
+    "retention_days": _number(0, 36_500),
+    "ghost_after_s": _number(1, 3600),
+    "silent_prompt": _string(),
+    "silent_prompt_after_s": _number(0.5, 600),
+    "silent_listen_s": _number(1, 600),
+    "ring_buffer_s": _number(1, 600),
+}
 _SECTIONS: dict[str, dict[str, Check]] = {
     "gateway": {
         "id": _string(_IDENT, "letters, digits, '-' or '_' (an MQTT topic level)"),
@@ -183,6 +215,7 @@ _SECTIONS: dict[str, dict[str, Check]] = {
         "max_mb": _number(1, 1_000_000),
         "group_commit_max": _number(1, 100_000, integer=True),
     },
+    "audio": _AUDIO_KEYS,
 }
 _MODEM_KEYS: dict[str, Check] = {
     "name": _string(_IDENT, "letters, digits, '-' or '_'"),
@@ -190,6 +223,7 @@ _MODEM_KEYS: dict[str, Check] = {
     "baudrate": _number(300, 4_000_000, integer=True),
     "answer_after_rings": _number(0, 100, integer=True),
     "caller_id_grace_ms": _number(0, 10_000, integer=True),
+    "audio_port": _string(),
 }
 _REQUIRED = {"gateway": ("id", "region"), "modems": ("name", "port")}
 
@@ -249,8 +283,19 @@ def parse_config(text: str, source: str = "<string>") -> Config:
         raise ConfigError(source, "mqtt.cert_file", "cert_file and key_file go together")
     if (mqtt.ca_file or mqtt.cert_file) and not mqtt.tls:
         raise ConfigError(source, "mqtt.url", "TLS files are set: use an mqtts:// URL")
+    audio = AudioSettings(**tables["audio"])
+    if audio.silent_prompt and not Path(audio.silent_prompt).is_file():
+        raise ConfigError(source, "audio.silent_prompt", f"no such file: {audio.silent_prompt}")
+    outbox_dir = Path(tables["outbox"].get("path", OutboxSettings.path)).parent
+    if audio.record and Path(audio.recordings_dir).resolve() == outbox_dir.resolve():
+        raise ConfigError(
+            source,
+            "audio.recordings_dir",
+            "must not be the outbox's directory (the quota deletes files)",
+        )
     return Config(
         gateway=GatewaySettings(**tables["gateway"]),
+        audio=audio,
         mqtt=mqtt,
         outbox=OutboxSettings(**tables["outbox"]),
         modems=tuple(modems),

@@ -39,6 +39,8 @@ class EventType(StrEnum):
     CALL_ANSWERED = "call.answered"
     CALL_ENDED = "call.ended"
     CALL_ABANDONED = "call.abandoned"
+    CALL_DTMF = "call.dtmf"
+    CALL_AUDIO_SUMMARY = "call.audio_summary"
     LINE_STATUS = "line.status"
     GATEWAY_ALARM = "gateway.alarm"
 
@@ -65,6 +67,16 @@ class EndCause(StrEnum):
     NO_ANSWER = "no_answer"
     LINE_LOST = "line_lost"  # the modem or its port vanished during the call
     UNKNOWN = "unknown"
+
+
+class CallCategory(StrEnum):
+    """How 112 centers classify calls. The gateway sets only what it can know."""
+
+    DARURAT = "darurat"  # real emergency (operator)
+    INFORMASI = "informasi"  # information request (operator)
+    PRANK = "prank"  # (operator)
+    GHOST = "ghost"  # answered, nobody spoke: set by the gateway from the audio
+    TERPUTUS = "terputus"  # ended before an answer: set by the gateway
 
 
 class AlarmSeverity(StrEnum):
@@ -163,6 +175,45 @@ class CallAbandoned(Event):
     ring_count: int
     ring_time_ms: int
     cause: EndCause
+    category: CallCategory = CallCategory.TERPUTUS
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallDtmf(Event):
+    """A digit the caller pressed; ``offset_ms`` counts from the start of the call's audio."""
+
+    TYPE = EventType.CALL_DTMF
+    call_id: str
+    line: str
+    digit: str
+    offset_ms: int
+    duration_ms: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallAudioSummary(Event):
+    """What the call's audio showed, sent once when an answered call ends.
+
+    ``category`` is ``ghost`` when nobody spoke within the configured time after
+    the answer, otherwise null (left for the operator). ``recording`` is null or
+    ``{path, sha256, bytes, duration_ms, encoding}``; ``silent_call`` is null or
+    ``{prompted, pressed_55}`` when the silent-call policy ran.
+    """
+
+    TYPE = EventType.CALL_AUDIO_SUMMARY
+    call_id: str
+    line: str
+    duration_ms: int
+    speech_ratio: float
+    first_speech_ms: int | None
+    level_dbov: float
+    noise_floor_dbov: float
+    clipped_samples: int
+    digits: str
+    silent: bool
+    category: CallCategory | None
+    recording: dict[str, Any] | None
+    silent_call: dict[str, Any] | None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -190,7 +241,16 @@ class GatewayAlarm(Event):
 
 EVENT_CLASSES: dict[EventType, type[Event]] = {
     cls.TYPE: cls
-    for cls in (CallOffered, CallAnswered, CallEnded, CallAbandoned, LineStatus, GatewayAlarm)
+    for cls in (
+        CallOffered,
+        CallAnswered,
+        CallEnded,
+        CallAbandoned,
+        CallDtmf,
+        CallAudioSummary,
+        LineStatus,
+        GatewayAlarm,
+    )
 }
 
 

@@ -32,6 +32,10 @@ def _random_bits_62() -> int:
 
 def uuid7() -> uuid.UUID:
     """A new UUIDv7; ids made by one process sort in creation order."""
+    return uuid.UUID(int=_uuid7_int())
+
+
+def _uuid7_int() -> int:
     global _last_ms, _counter
     with _lock:
         now_ms = time.time_ns() // 1_000_000
@@ -45,9 +49,10 @@ def uuid7() -> uuid.UUID:
                 _counter = 0
         ms, counter = _last_ms, _counter
         tail = _random_bits_62()
-    value = (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62 | tail
-    return uuid.UUID(int=value)
+    return (ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | counter << 64 | 0b10 << 62 | tail
 
 
 def uuid7_str() -> str:
-    return str(uuid7())
+    """``str(uuid7())`` without building a UUID object (a hot path: one per event)."""
+    h = f"{_uuid7_int():032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"

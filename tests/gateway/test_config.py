@@ -51,6 +51,19 @@ def test_defaults_fill_what_is_left_out() -> None:
         ('[gateway]\nid = "b"\n', "gateway.region", "missing required key"),
         ("[gatway]\n", "gatway", "unknown section"),
         (MINIMAL + "[mqtt]\nca_file = '/etc/ca.pem'\n", "mqtt.url", "mqtts://"),
+        (MINIMAL + "[audio]\nrecording_format = 'mp3'\n", "audio.recording_format", "'alaw'"),
+        (MINIMAL + "[audio]\nrecord = 'yes'\n", "audio.record", "true or false"),
+        (MINIMAL + "[audio]\nsilent_prompt = '/nope.wav'\n", "audio.silent_prompt", "no such file"),
+        (
+            MINIMAL + "[outbox]\npath = '/var/x/o.db'\n[audio]\nrecordings_dir = '/var/x'\n",
+            "audio.recordings_dir",
+            "outbox",
+        ),
+        (
+            MINIMAL + "[[modems]]\nname='a'\nport='/dev/x'\naudio_port=3\n",
+            "modems[0].audio_port",
+            "non-empty string",
+        ),
     ],
 )
 def test_each_mistake_names_file_key_and_expectation(text: str, key: str, expected: str) -> None:

@@ -16,6 +16,9 @@ from gateway.events import (
     AlarmSeverity,
     CallAbandoned,
     CallAnswered,
+    CallAudioSummary,
+    CallCategory,
+    CallDtmf,
     CallEnded,
     CallOffered,
     EndCause,
@@ -28,7 +31,7 @@ from gateway.events import (
     format_ts,
     topic_for,
 )
-from gateway.ids import uuid7
+from gateway.ids import uuid7, uuid7_str
 from tests.conftest import validate_event
 
 SAMPLES: list[Event] = [
@@ -47,12 +50,52 @@ SAMPLES: list[Event] = [
     CallAbandoned(
         call_id="c", line="gsm0", ring_count=3, ring_time_ms=11_000, cause=EndCause.REMOTE_HANGUP
     ),
+    CallDtmf(call_id="c", line="gsm0", digit="5", offset_ms=1200, duration_ms=80),
+    CallAudioSummary(
+        call_id="c",
+        line="gsm0",
+        duration_ms=30_000,
+        speech_ratio=0.0,
+        first_speech_ms=None,
+        level_dbov=-70.0,
+        noise_floor_dbov=-72.5,
+        clipped_samples=0,
+        digits="55",
+        silent=True,
+        category=CallCategory.GHOST,
+        recording={
+            "path": "/r/a.wav",
+            "sha256": "0" * 64,
+            "bytes": 240_058,
+            "duration_ms": 30_000,
+            "encoding": "alaw",
+        },
+        silent_call={"prompted": True, "pressed_55": True},
+    ),
+    CallAudioSummary(
+        call_id="c",
+        line="gsm0",
+        duration_ms=30_000,
+        speech_ratio=0.4,
+        first_speech_ms=900,
+        level_dbov=-21.0,
+        noise_floor_dbov=-60.0,
+        clipped_samples=3,
+        digits="",
+        silent=False,
+        category=None,
+        recording=None,
+        silent_call=None,
+    ),
     LineStatus(line="gsm0", state="up", detail="registered", signal_dbm=-71),
     GatewayAlarm(code="outbox_full", severity=AlarmSeverity.CRITICAL, message="full"),
 ]
 
 
 def test_uuid7_is_version_7_and_sorts_in_creation_order() -> None:
+    texts = [uuid7_str() for _ in range(5000)]
+    assert texts == sorted(texts)
+    assert all(str(uuid.UUID(text)) == text and uuid.UUID(text).version == 7 for text in texts)
     ids = [uuid7() for _ in range(5000)]
     assert all(value.version == 7 and value.variant == uuid.RFC_4122 for value in ids)
     assert ids == sorted(ids)
