@@ -34,6 +34,7 @@ test: lint typecheck unit
 
 bench: $(STAMP)
 	$(BIN)/python bench/bench_spine.py $(BENCH_ARGS)
+	$(BIN)/python bench/bench_audio.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info cython_ext/*.c cython_ext/*.so

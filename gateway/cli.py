@@ -136,6 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
     sim_cli.add_arguments(sim_gsm)
     sim_gsm.set_defaults(func=cmd_sim_gsm)
 
+    from gateway.audio import cli as audio_cli
+
+    audio_cli.register(commands)
+
     queue = commands.add_parser("queue", help="inspect the outbox").add_subparsers(
         dest="action", required=True, metavar="ACTION"
     )

@@ -10,6 +10,7 @@ import logging
 import signal
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from types import FrameType
 from typing import Protocol
 
@@ -34,18 +35,27 @@ class LineDriver(Protocol):
     def stop(self) -> None: ...
 
 
-DriverFactory = Callable[[ModemSettings, Callable[[Event], None]], LineDriver]
+DriverFactory = Callable[[ModemSettings, Callable[[Event], None], Config], LineDriver]
 
 
-def gsm_driver_factory(settings: ModemSettings, emit: Callable[[Event], None]) -> LineDriver:
+def gsm_driver_factory(
+    settings: ModemSettings, emit: Callable[[Event], None], config: Config
+) -> LineDriver:
     from drivers.gsm.modem import GsmModemDriver
 
+    sinks = None
+    if settings.audio_port:
+        from gateway.audio.pipeline import pipeline_factory
+
+        sinks = pipeline_factory(config.audio, emit, protected=(Path(config.outbox.path),))
     return GsmModemDriver(
         settings.name,
         settings.port,
         emit,
         answer_after_rings=settings.answer_after_rings,
         caller_id_grace_s=settings.caller_id_grace_ms / 1000,
+        audio_url=settings.audio_port,
+        audio_sink_factory=sinks,
     )
 
 
@@ -65,7 +75,7 @@ class Gateway:
             on_unkept=self._publish_unkept,
         )
         self.forwarder = Forwarder(self.outbox, config.mqtt, gateway_id=gateway_id, region=region)
-        self.drivers = [driver_factory(modem, self.emit) for modem in config.modems]
+        self.drivers = [driver_factory(modem, self.emit, config) for modem in config.modems]
 
     def emit(self, event: Event) -> None:
         """Hand an event to the outbox (returns at once; the writer commits it)."""

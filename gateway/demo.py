@@ -19,8 +19,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, TextIO
 
+from drivers.simulated.audio_signals import speech_like, to_pcm
 from drivers.simulated.gsm_modem import PlacedCall, SimulatedGsmModem
 from drivers.simulated.scenario import Scenario, play, random_calls
+from gateway.audio.wav import write_wav
 from gateway.broker import PrivateBroker
 from gateway.config import (
     Config,
@@ -41,6 +43,9 @@ RING_INTERVAL_S = 1.0  # real networks ring every ~5 s; the demo is in a hurry
 MAX_TALK_S = 6.0
 ANSWER_AFTER_RINGS = 2
 DRAIN_TIMEOUT_S = 15.0
+GHOST_AFTER_S = 3.0
+SILENT_PROMPT_AFTER_S = 2.0
+PROMPT_S = 1.0
 
 
 def describe(event: dict[str, Any]) -> str:
@@ -56,6 +61,20 @@ def describe(event: dict[str, Any]) -> str:
         detail = f"{data.get('duration_ms', 0) / 1000:.1f} s, {data.get('cause')}"
     elif kind == "call.abandoned":
         detail = f"terputus after {data.get('ring_count')} ring(s), {data.get('cause')}"
+    elif kind == "call.dtmf":
+        detail = f"digit {data.get('digit')} at {data.get('offset_ms', 0) / 1000:.1f} s"
+    elif kind == "call.audio_summary":
+        first = data.get("first_speech_ms")
+        silent_call = data.get("silent_call") or {}
+        detail = (
+            f"speech {data.get('speech_ratio', 0):.0%}"
+            + (f", first at {first / 1000:.1f} s" if first is not None else ", nobody spoke")
+            + (f", digits {data['digits']}" if data.get("digits") else "")
+            + (f", category {data['category']}" if data.get("category") else "")
+            + (", prompted" if silent_call.get("prompted") else "")
+            + (", pressed 55" if silent_call.get("pressed_55") else "")
+            + (", recorded" if data.get("recording") else "")
+        )
     elif kind == "line.status":
         signal = data.get("signal_dbm")
         detail = f"{data.get('state')}: {data.get('detail')}" + (
@@ -110,9 +129,13 @@ def _run(
     gateway_id = f"demo-{uuid7_str()[-6:]}"
     say = lambda text: print(text, file=out, flush=True)  # noqa: E731
     modems = [
-        SimulatedGsmModem(workdir / name, model=model, seed=index)
+        SimulatedGsmModem(
+            workdir / name, model=model, seed=index, audio_link=workdir / f"{name}-audio"
+        )
         for index, (name, model) in enumerate(MODEMS)
     ]
+    prompt = workdir / "tekan-55.wav"  # "press 55 if you need help", as a speech-like stand-in
+    write_wav(prompt, to_pcm(speech_like(PROMPT_S, seed=55)), "pcm")
     config = Config(
         gateway=GatewaySettings(id=gateway_id, region=DEMO_REGION),
         mqtt=MqttSettings(url=broker_url, reconnect_min_s=0.2, reconnect_max_s=2.0),
@@ -127,6 +150,10 @@ def _run(
     )
     say(f"edge112 demo: gateway {gateway_id}, region {DEMO_REGION}, broker {broker_url}")
     say(f"  simulated modems: {', '.join(f'{n} ({m}) at {workdir / n}' for n, m in MODEMS)}")
+    say(
+        f"  recordings in {workdir / 'recordings'}; silent callers hear a prompt after "
+        f"{SILENT_PROMPT_AFTER_S:g} s"
+    )
     say(f"  subscriber on {TOPIC_ROOT}/{DEMO_REGION}/{gateway_id}/#  (caller numbers masked here)")
     monitor = FeedMonitor(
         broker_url,

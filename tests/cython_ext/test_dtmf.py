@@ -1,7 +1,7 @@
 """DTMF detector: conformance (ITU-T Q.24 / ETSI ES 201 235-3), talk-off, parity.
 
-Conformance signals are generated here (see ``audio_signals``); multimon-ng
-and espeak-ng are used as well when they are installed.
+Conformance signals come from ``drivers.simulated.audio_signals``; multimon-ng and
+espeak-ng are used as well when they are installed.
 """
 
 from __future__ import annotations
@@ -18,8 +18,7 @@ from hypothesis import strategies as st
 
 from cython_ext import dtmf
 from cython_ext.reference import dtmf as reference
-
-from .audio_signals import (
+from drivers.simulated.audio_signals import (
     DIGITS,
     digit_sequence,
     dtmf_tone,

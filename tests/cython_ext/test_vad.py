@@ -12,8 +12,7 @@ from hypothesis import strategies as st
 
 from cython_ext import vad
 from cython_ext.reference import vad as reference
-
-from .audio_signals import (
+from drivers.simulated.audio_signals import (
     dbov_rms,
     mix,
     music_like,
@@ -24,6 +23,7 @@ from .audio_signals import (
     to_pcm,
     white_noise,
 )
+
 from .test_dtmf import _espeak_pcm
 
 FRAME = 160
