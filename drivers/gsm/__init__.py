@@ -2,5 +2,6 @@
 
 ``drivers.gsm.responses`` parses the 27.007 lines, ``drivers.gsm.dialects``
 holds what each vendor adds, ``drivers.gsm.modem`` is the driver that owns a
-port, keeps the modem set up and reconnects when it vanishes.
+port, keeps the modem set up and reconnects when it vanishes, and
+``drivers.gsm.call_audio`` carries each answered call's audio to its sink.
 """

@@ -12,6 +12,14 @@ How calls end, by vendor::
     SIMCom    VOICE CALL: END: <hhmmss>      (answered call, SIM7600)
               MISSED_CALL: <hh:mmAM> <number> (unanswered call, SIM7600)
     Huawei    ^CEND:<call id>,<duration s>,<end status>,<cc cause>   (no NO CARRIER)
+
+How call audio (8 kHz PCM16 on a second serial port, ``drivers.audio_port``)
+is switched on after each answer and off after each call::
+
+    3GPP      (nothing: a modem without a voice port command streams or has no audio)
+    Quectel   AT+QPCMV=1,0       voice on the USB NMEA port; stays on
+    SIMCom    AT+CPCMREG=1       needed on every call; AT+CPCMREG=0 when it ends
+    Huawei    AT^DDSETEX=2       voice on the "voice" port, every call
 """
 
 from __future__ import annotations
@@ -65,6 +73,10 @@ class GenericDialect:
     # Tried after setup; a modem that refuses one still works.
     optional_setup_commands: ClassVar[tuple[str, ...]] = ()
     registration_queries: ClassVar[tuple[str, ...]] = ("AT+CREG?",)
+    # Sent after each answer, before audio is read; an error means no audio this call.
+    audio_on_commands: ClassVar[tuple[str, ...]] = ()
+    # Sent after each answered call ended; errors are only logged.
+    audio_off_commands: ClassVar[tuple[str, ...]] = ()
     call_end_lines: ClassVar[dict[str, EndCause]] = {
         "NO CARRIER": EndCause.REMOTE_HANGUP,
         "BUSY": EndCause.BUSY,
@@ -97,6 +109,7 @@ class QuectelDialect(GenericDialect):
     identity_markers = ("quectel",)
     optional_setup_commands = ("AT+CVHU=0",)
     registration_queries = ("AT+CREG?", "AT+CEREG?")
+    audio_on_commands = ("AT+QPCMV=1,0",)
 
 
 class SimcomDialect(GenericDialect):
@@ -106,6 +119,8 @@ class SimcomDialect(GenericDialect):
     identity_markers = ("simcom",)
     optional_setup_commands = ("AT+CVHU=0",)
     registration_queries = ("AT+CREG?", "AT+CEREG?")
+    audio_on_commands = ("AT+CPCMREG=1",)
+    audio_off_commands = ("AT+CPCMREG=0",)
 
     def parse_call_signal(self, line: str) -> CallSignal | None:
         if line.startswith(("VOICE CALL: END", "MISSED_CALL:")):
@@ -118,6 +133,7 @@ class HuaweiDialect(GenericDialect):
 
     name = "huawei"
     identity_markers = ("huawei",)
+    audio_on_commands = ("AT^DDSETEX=2",)
 
     def parse_call_signal(self, line: str) -> CallSignal | None:
         if line.startswith("^CEND:"):

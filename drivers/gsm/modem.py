@@ -9,6 +9,16 @@
       -> port vanished or modem silent: LineStatus down, open call ends LINE_LOST,
          reopen with exponential backoff until stop()
 
+Call audio, when ``audio_url`` and ``audio_sink_factory`` are both given
+(``drivers.gsm.call_audio``)::
+
+    answered -> open the audio port (once; kept open) -> dialect audio-on (AT+QPCMV=1,0, ...)
+      -> factory(CallAudio) -> sink.feed(320-byte frame) every 20 ms while the call is up
+    call.ended emitted -> sink detached, sink.close() once -> dialect audio-off (AT+CPCMREG=0)
+
+Audio trouble (no port, a refused command, a failing sink) is logged and
+the call goes on without audio: signalling never depends on it.
+
 Threads: the channel's reader runs the URC callback, which only feeds the
 ``CallTracker`` (it never sends a command); one worker thread per driver
 sends every command. Caller numbers are masked in every log line
@@ -31,6 +41,8 @@ from drivers.at_channel import (
     AtError,
     AtTimeoutError,
 )
+from drivers.audio_port import AudioSinkFactory
+from drivers.gsm.call_audio import ModemCallAudio
 from drivers.gsm.dialects import (
     CallEnd,
     GenericDialect,
@@ -108,6 +120,8 @@ class GsmModemDriver:
         reopen_backoff_max_s: float = REOPEN_BACKOFF_MAX_S,
         caller_id_grace_s: float = CALLER_ID_GRACE_S,
         command_timeout_s: float = COMMAND_TIMEOUT_S,
+        audio_url: str | None = None,
+        audio_sink_factory: AudioSinkFactory | None = None,
     ) -> None:
         self.name = name
         self.url = url
@@ -132,6 +146,12 @@ class GsmModemDriver:
         self._answer_call_id: str | None = None
         self._consecutive_timeouts = 0
         self._call_missing: tuple[str, int] | None = None  # (call id, polls without it)
+        self._call_audio = (
+            ModemCallAudio(name, audio_url, audio_sink_factory)
+            if audio_url and audio_sink_factory
+            else None
+        )
+        self._audio_call_id: str | None = None  # the call audio was switched on for (worker)
 
     @property
     def identity(self) -> ModemIdentity | None:
@@ -164,6 +184,8 @@ class GsmModemDriver:
         if self._thread.is_alive():
             logger.warning("%s: worker did not stop within %.1f s", self.name, timeout)
         self._tracker.released(EndCause.UNKNOWN)
+        if self._call_audio is not None:
+            self._call_audio.close()  # after the end event: the sink closes last
         self._report_health(LINE_DOWN, "driver stopped", None)
 
     # Supervisor: open, serve, reopen ----------------------------------------
@@ -176,6 +198,7 @@ class GsmModemDriver:
                 break
             self._report_health(LINE_DOWN, end.reason, None)
             self._tracker.released(EndCause.LINE_LOST)
+            self._end_call_audio(None)
             if end.was_up:
                 backoff = self._reopen_backoff_s
             logger.warning("%s: %s; reopening in %.1f s", self.name, end.reason, backoff)
@@ -264,6 +287,7 @@ class GsmModemDriver:
             self._wake.wait(TICK_S)
             self._wake.clear()
             self._tracker.tick()
+            self._end_call_audio(channel)
             self._guarded(self._answer_if_due, channel)
             now = time.monotonic()
             if self._tracker.state is CallState.IDLE:
@@ -316,7 +340,7 @@ class GsmModemDriver:
                 raise
             self._tracker.released(cause, call_id=call_id)
             return
-        self._tracker.answered(call_id=call_id)
+        self._answered(channel, call_id)
 
     def _confirm_calls(self, channel: AtChannel) -> None:
         """AT+CLCC: catch an end or an answer whose URC never came (or was garbled)."""
@@ -338,7 +362,52 @@ class GsmModemDriver:
         self._call_missing = None
         answered = any(record.status == CallStatus.ACTIVE for record in records)
         if answered and self._tracker.state is CallState.RINGING:
-            self._tracker.answered(call_id=call_id)
+            self._answered(channel, call_id)
+
+    def _answered(self, channel: AtChannel, call_id: str) -> None:
+        self._tracker.answered(call_id=call_id)
+        self._start_call_audio(channel, call_id)
+
+    # Call audio (worker thread) -----------------------------------------------
+
+    def _start_call_audio(self, channel: AtChannel, call_id: str) -> None:
+        """Port, audio-on commands, sink: each failure is logged and leaves the call unheard."""
+        audio = self._call_audio
+        if audio is None or self._tracker.call_id != call_id:
+            return
+        if not audio.open_port():
+            return
+        for command in self._dialect.audio_on_commands:
+            try:
+                self._command(channel, command)
+            except (AtCommandError, AtTimeoutError) as exc:
+                logger.warning("%s: no audio for call %s: %s", self.name, call_id, exc)
+                return
+        self._audio_call_id = call_id
+        if self._tracker.call_id == call_id:
+            audio.begin(call_id)
+
+    def _end_call_audio(self, channel: AtChannel | None) -> None:
+        """Once the audio's call is no longer current (its end event is out), close its sink.
+
+        The tracker emits the end event while it holds its lock and forgets
+        the call in the same step, so a call id that is no longer current
+        means the event has been emitted. With a channel, the dialect's
+        audio-off commands follow.
+        """
+        audio, call_id = self._call_audio, self._audio_call_id
+        if audio is None or call_id is None or self._tracker.call_id == call_id:
+            return
+        self._audio_call_id = None
+        audio.end()
+        if channel is None:
+            return
+        for command in self._dialect.audio_off_commands:
+            try:
+                self._command(channel, command)
+            except AtError as exc:  # a lost channel shows in _serve next
+                logger.warning("%s: %s after call %s: %s", self.name, command, call_id, exc)
+                return
 
     def _polls_without(self, call_id: str) -> int:
         """Count one more AT+CLCC poll that did not list ``call_id``; return the count."""
@@ -403,6 +472,7 @@ class GsmModemDriver:
                 self._tracker.caller_id(number, presentation)
             case CallEnd(cause=cause):
                 self._tracker.released(cause)
+                self._wake.set()  # the worker closes the call's audio
             case None:
                 logger.debug("%s: URC %s", self.name, mask_digit_runs(line))
 

@@ -1,7 +1,10 @@
-"""Virtual hardware shipped with the product: a GSM modem on a pseudo-terminal.
+"""Virtual hardware shipped with the product: a GSM modem, and a caller who speaks, on PTYs.
 
-``drivers.simulated.gsm_modem`` is the modem, ``drivers.simulated.scenario``
-scripts calls and faults for it, ``drivers.simulated.cli`` runs it as
-``edge112 sim gsm``. Tests, demos and benchmarks drive the real gateway code
-against it; nothing in the gateway knows it is not hardware.
+``drivers.simulated.gsm_modem`` is the modem, ``drivers.simulated.voice_port``
+its audio port, ``drivers.simulated.caller_audio`` what the caller says and
+hears (built from ``drivers.simulated.audio_signals``),
+``drivers.simulated.scenario`` scripts calls and faults for it,
+``drivers.simulated.cli`` runs it as ``edge112 sim gsm``. Tests, demos and
+benchmarks drive the real gateway code against it; nothing in the gateway
+knows it is not hardware.
 """

@@ -5,11 +5,13 @@
     edge112 sim gsm --link /tmp/edge112/gsm0 --scenario examples/scenario.toml
     edge112 sim gsm --link /tmp/edge112/gsm0 --calls 50 --rate 6 --seed 1 --ring-interval 1
     edge112 sim gsm --link /tmp/edge112/gsm0          # idle modem, for a terminal program
+    edge112 sim gsm --link /tmp/edge112/gsm0 --audio-link /tmp/edge112/gsm0-audio --calls 5
 
 Point the gateway (or ``python -m serial.tools.miniterm``) at the link. Each
 call prints one JSON line on stdout when it ends (``PlacedCall.summary()``:
 number, presentation, first RING wall-clock and monotonic times, rings,
-outcome), so a benchmark can match them with the events the gateway
+outcome, and with ``--audio-link`` the audio frames sent and what the caller
+heard and pressed), so a benchmark can match them with the events the gateway
 published; status messages go to stderr. After the scenario the modem stays
 up until SIGINT/SIGTERM, or exits with ``--exit-when-done``. A bad scenario
 file exits with status 2 and says what is wrong.
@@ -55,6 +57,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         help="path to link to the PTY (a stale link is replaced)",
     )
+    parser.add_argument(
+        "--audio-link",
+        type=Path,
+        metavar="PATH",
+        help="path to link to a second PTY carrying call audio (8 kHz PCM16)",
+    )
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--scenario", type=Path, metavar="FILE", help="TOML scenario to play")
     source.add_argument("--calls", type=int, metavar="N", help="play N random 112 calls")
@@ -98,12 +106,17 @@ def run(args: argparse.Namespace) -> int:
                 chunking=args.chunking or scenario.chunking or Chunking.LINE.value,
                 seed=args.seed if args.seed is not None else scenario.seed,
                 rssi=args.rssi,
+                audio_link=args.audio_link,
             )
         except (OSError, ValueError) as exc:
             print(f"{PROG}: cannot create the modem at {args.link}: {exc}", file=sys.stderr)
             return EXIT_FAILED
         with modem:
             print(f"{PROG}: {modem.model.key} on {modem.link} -> {modem.device}", file=sys.stderr)
+            if modem.audio_link is not None:
+                print(
+                    f"{PROG}: audio on {modem.audio_link} -> {modem.audio_device}", file=sys.stderr
+                )
             play(modem, scenario, stop=stop, on_call_done=_print_call)
             if not args.exit_when_done:
                 stop.wait()

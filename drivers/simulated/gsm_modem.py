@@ -8,14 +8,25 @@ terminal program or a benchmark can talk to it exactly as to hardware::
     gateway (pyserial) <-> /dev/pts/N (raw) <-> PTY master <-> SimulatedGsmModem
                                                    |- command thread: AT in, replies out
                                                    '- call thread: RING/+CLIP, call ends
+    gateway (pyserial) <-> /dev/pts/M (raw) <-> PTY master <-> voice thread (with audio_link)
+                                                      8 kHz PCM16, 320 bytes every 20 ms
 
 Models (``MODELS``) reproduce the shapes that differ between vendors: the
 identity, the reply to an unknown command (EC25 ``ERROR``, Huawei ``COMMAND
 NOT SUPPORT``), the ``+CLIP`` layout, the SIM7600 ``\\r\\r\\n`` URC framing,
 how a call ends (``NO CARRIER``; SIM7600 ``VOICE CALL: END`` and
 ``MISSED_CALL``; Huawei ``^CEND``), the EC25 data session listed by
-``AT+CLCC`` as a mode 1 record, Huawei's periodic ``^RSSI``. Echo is on until
-``ATE0``, as on real modems.
+``AT+CLCC`` as a mode 1 record, Huawei's periodic ``^RSSI``, and the command
+that switches call audio on (EC25 ``AT+QPCMV=1,0``, kept until ``AT+QPCMV=0``;
+SIM7600 ``AT+CPCMREG=1`` and Huawei ``AT^DDSETEX=2``, forgotten when the call
+ends; the SIM800 has none). Echo is on until ``ATE0``, as on real modems.
+
+Call audio (``audio_link``): once a call is answered, the caller follows
+the call's ``audio`` script (``drivers.simulated.caller_audio``) in real
+time, and the voice thread (``drivers.simulated.voice_port``) writes it to
+the second PTY while audio is switched on; what the gateway writes there,
+the caller hears, and a caller with ``respond_to_prompt`` presses those
+digits after hearing 1 s of it. ``PlacedCall.audio_log`` records both ways.
 
 Calls are placed one at a time (a queue holds the rest): RING or
 ``+CRING: VOICE`` every ``ring_interval_s``, each followed by ``+CLIP`` once
@@ -26,8 +37,9 @@ with what the gateway published.
 
 Fault injection: ``chunking`` splits every write (``line``: as composed,
 ``byte``: one byte per write, ``random``: random pieces, seeded), ``inject``
-writes arbitrary bytes (garbage, half lines, over-long lines) and
-``vanish`` closes the PTY as an unplugged USB modem would.
+writes arbitrary bytes (garbage, half lines, over-long lines),
+``vanish`` closes the PTYs as an unplugged USB modem would, and
+``vanish_audio`` closes the audio PTY alone.
 """
 
 from __future__ import annotations
@@ -47,6 +59,9 @@ from enum import Enum, StrEnum
 from pathlib import Path
 from typing import Any
 
+from drivers.simulated.caller_audio import AudioLog, AudioSegment, CallerVoice, check_digits
+from drivers.simulated.links import remove_link, replace_link
+from drivers.simulated.voice_port import SimulatedVoicePort
 from gateway.events import Presentation
 
 logger = logging.getLogger("edge112.drivers.simulated")
@@ -108,6 +123,9 @@ class ModemModel:
     supports_cereg: bool = False
     boot_lines: tuple[str, ...] = ()
     periodic_urc: str | None = None  # "{rssi}" is filled in
+    audio_on_command: str | None = None  # switches call audio on (answered OK)
+    audio_off_command: str | None = None
+    audio_per_call: bool = False  # True: audio switches itself off when a call ends
 
 
 MODELS: dict[str, ModemModel] = {
@@ -122,6 +140,8 @@ MODELS: dict[str, ModemModel] = {
         extra_commands=frozenset({"AT+CVHU=0"}),
         supports_cereg=True,
         boot_lines=("RDY", "+CFUN: 1", "+CPIN: READY", "+QIND: SMS DONE", "+QIND: PB DONE"),
+        audio_on_command="AT+QPCMV=1,0",
+        audio_off_command="AT+QPCMV=0",
     ),
     "simcom_sim7600": ModemModel(
         key="simcom_sim7600",
@@ -142,6 +162,9 @@ MODELS: dict[str, ModemModel] = {
         extra_commands=frozenset({"AT+CVHU=0"}),
         supports_cereg=True,
         boot_lines=("RDY", "+CPIN: READY", "SMS DONE", "PB DONE"),
+        audio_on_command="AT+CPCMREG=1",
+        audio_off_command="AT+CPCMREG=0",
+        audio_per_call=True,
     ),
     "simcom_sim800": ModemModel(
         key="simcom_sim800",
@@ -172,6 +195,8 @@ MODELS: dict[str, ModemModel] = {
         answer_urc="^CONN:1,0",
         boot_lines=("^SIMST:1",),
         periodic_urc="^RSSI:{rssi}",
+        audio_on_command="AT^DDSETEX=2",
+        audio_per_call=True,
     ),
 }
 
@@ -188,6 +213,11 @@ class SimulatedCall:
     talks this long, then hangs up. ``announce_end=False`` is a fault: the
     modem prints nothing when the caller hangs up (a lost or garbled URC), so
     only ``AT+CLCC`` shows the call is gone.
+
+    ``audio``: what the caller does after the answer (``AudioSegment.speech``,
+    ``.silence``, ``.noise``, ``.dtmf``, ``.wav``), then silence until
+    ``talk_s`` ends. ``respond_to_prompt``: digits the caller presses once
+    they have heard 1 s of non-silent audio from the gateway.
     """
 
     number: str | None = None
@@ -196,6 +226,8 @@ class SimulatedCall:
     talk_s: float = TALK_S
     ring_interval_s: float = RING_INTERVAL_S
     announce_end: bool = True
+    audio: tuple[AudioSegment, ...] = ()
+    respond_to_prompt: str | None = None
 
     def __post_init__(self) -> None:
         if self.presentation is None:
@@ -209,6 +241,11 @@ class SimulatedCall:
             raise ValueError("hangup_after_rings must be at least 1")
         if self.talk_s < 0 or self.ring_interval_s <= 0:
             raise ValueError("talk_s must be >= 0 and ring_interval_s > 0")
+        object.__setattr__(self, "audio", tuple(self.audio))
+        if not all(isinstance(segment, AudioSegment) for segment in self.audio):
+            raise ValueError("audio must be AudioSegments")
+        if self.respond_to_prompt is not None:
+            check_digits(self.respond_to_prompt)
 
     @property
     def shown_presentation(self) -> Presentation:
@@ -227,6 +264,7 @@ class PlacedCall:
     answered_monotonic: float | None = None
     ended_monotonic: float | None = None
     outcome: CallOutcome | None = None
+    audio_log: AudioLog = field(default_factory=AudioLog)
     _done: threading.Event = field(default_factory=threading.Event, repr=False)
 
     @property
@@ -255,6 +293,8 @@ class PlacedCall:
             "outcome": self.outcome.value if self.outcome else None,
             "answered_after_s": since_first_ring(self.answered_monotonic),
             "ended_after_s": since_first_ring(self.ended_monotonic),
+            "pressed_after_s": since_first_ring(self.audio_log.pressed_monotonic),
+            **self.audio_log.summary(),
         }
 
     def _finish(self, outcome: CallOutcome) -> None:
@@ -270,6 +310,7 @@ class _LiveCall:
     placed: PlacedCall
     answered: bool = False
     outcome: CallOutcome | None = None
+    voice: CallerVoice | None = None  # from the answer on
     changed: threading.Event = field(default_factory=threading.Event)  # answered or over
     over: threading.Event = field(default_factory=threading.Event)
 
@@ -282,7 +323,10 @@ class _Reply:
 
 
 class SimulatedGsmModem:
-    """A modem of ``model`` behind the pseudo-terminal linked at ``link``."""
+    """A modem of ``model`` behind the pseudo-terminal linked at ``link``.
+
+    With ``audio_link``, a second pseudo-terminal linked there carries call audio.
+    """
 
     def __init__(
         self,
@@ -292,6 +336,7 @@ class SimulatedGsmModem:
         chunking: str = "line",
         seed: int | None = None,
         rssi: int = DEFAULT_RSSI,
+        audio_link: str | Path | None = None,
     ) -> None:
         if model not in MODELS:
             raise ValueError(f"unknown model {model!r}; known: {', '.join(sorted(MODELS))}")
@@ -312,8 +357,10 @@ class SimulatedGsmModem:
         self.device = os.ttyname(self._slave)
         self.link = Path(link)
         try:
-            _replace_link(self.link, self.device)
+            replace_link(self.link, self.device)
+            self._voice_port = self._open_voice_port(audio_link)
         except OSError:
+            remove_link(self.link, self.device)
             os.close(self._master)
             os.close(self._slave)
             raise
@@ -335,6 +382,14 @@ class SimulatedGsmModem:
     def closed(self) -> bool:
         return self._stopped.is_set()
 
+    @property
+    def audio_link(self) -> Path | None:
+        return self._voice_port.link if self._voice_port else None
+
+    @property
+    def audio_device(self) -> str | None:
+        return self._voice_port.device if self._voice_port else None
+
     def place_call(self, spec: SimulatedCall) -> PlacedCall:
         """Queue an incoming call; it rings as soon as the previous one is over."""
         with self._lock:
@@ -352,19 +407,40 @@ class SimulatedGsmModem:
             self._write(raw)
 
     def vanish(self) -> None:
-        """Close the PTY as an unplugged USB modem: reads on the port fail from now on."""
+        """Close the PTYs as an unplugged USB modem: reads on the ports fail from now on."""
         self._shut_down("vanished")
+
+    def vanish_audio(self) -> None:
+        """Close the audio PTY alone; calls and AT commands go on without audio."""
+        if self._voice_port is not None:
+            self._voice_port.close()
 
     def close(self) -> None:
         self._shut_down("closed")
 
     # Lifecycle -------------------------------------------------------------
 
+    def _open_voice_port(self, audio_link: str | Path | None) -> SimulatedVoicePort | None:
+        if audio_link is None:
+            return None
+        return SimulatedVoicePort(
+            audio_link, self._call_audio_state, name=f"simulated {self.model.key} audio"
+        )
+
+    def _call_audio_state(self) -> tuple[CallerVoice, bool] | None:
+        """The answered call's caller and whether audio is on; None without one."""
+        with self._lock:
+            live = self._live
+            if live is None or live.outcome is not None or live.voice is None:
+                return None
+            return live.voice, self._audio_on
+
     def _reset_settings(self) -> None:
         self._echo = True
         self._cmee = 0
         self._clip = False
         self._crc = False
+        self._audio_on = False
 
     def _shut_down(self, why: str) -> None:
         with self._lock:
@@ -372,6 +448,8 @@ class SimulatedGsmModem:
                 return
             self._stopped.set()
             self._end_live_call(CallOutcome.LOST)
+        if self._voice_port is not None:
+            self._voice_port.close()
         for thread in self._threads:
             if thread is not threading.current_thread():
                 thread.join(1.0)
@@ -380,7 +458,7 @@ class SimulatedGsmModem:
             os.close(self._master)
             os.close(self._slave)
             self._master = self._slave = -1
-        _remove_link(self.link, self.device)
+        remove_link(self.link, self.device)
         logger.info("simulated %s on %s %s", self.model.key, self.link, why)
 
     def _cancel_queued(self) -> None:
@@ -397,6 +475,8 @@ class SimulatedGsmModem:
             live.placed.ended_monotonic = time.monotonic()
             live.changed.set()
             live.over.set()
+        if self.model.audio_per_call:
+            self._audio_on = False
 
     # Writing ---------------------------------------------------------------
 
@@ -488,6 +568,9 @@ class SimulatedGsmModem:
                 return handler(match)
         if upper in self.model.extra_commands:
             return _Reply([], "OK")
+        if upper in (self.model.audio_on_command, self.model.audio_off_command):
+            self._audio_on = upper == self.model.audio_on_command
+            return _Reply([], "OK")
         return _Reply([], self.model.unknown_command_reply)
 
     def _fixed_replies(self) -> dict[str, list[str]]:
@@ -549,7 +632,11 @@ class SimulatedGsmModem:
             return _Reply([], "NO CARRIER")
         if not live.answered:
             live.answered = True
-            live.placed.answered_monotonic = time.monotonic()
+            live.placed.answered_monotonic = answered = time.monotonic()
+            spec = live.placed.spec
+            live.voice = CallerVoice(
+                spec.audio, spec.respond_to_prompt, live.placed.audio_log, answered
+            )
             live.changed.set()
         return _Reply([], "OK", [self.model.answer_urc] if self.model.answer_urc else [])
 
@@ -703,21 +790,3 @@ def _make_imei(rng: random.Random) -> str:
         value = int(digit) * (2 if position % 2 == 0 else 1)
         total += value - 9 if value > 9 else value
     return body + str((10 - total % 10) % 10)
-
-
-def _replace_link(link: Path, target: str) -> None:
-    """Point ``link`` at ``target``, replacing a stale symlink but never a real file."""
-    if link.is_symlink():
-        link.unlink()
-    elif link.exists():
-        raise FileExistsError(f"{link} exists and is not a symlink; not replacing it")
-    link.parent.mkdir(parents=True, exist_ok=True)
-    link.symlink_to(target)
-
-
-def _remove_link(link: Path, target: str) -> None:
-    try:
-        if link.is_symlink() and os.readlink(link) == target:
-            link.unlink()
-    except OSError as exc:
-        logger.debug("could not remove %s: %s", link, exc)

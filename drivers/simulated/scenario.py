@@ -15,12 +15,23 @@ A scenario file lists what happens, in seconds from the start::
     talk_s = 20.0                    # after an answer, caller talks this long
     ring_interval_s = 5.0
     announce_end = true              # false: the end URC is lost, only AT+CLCC tells
+    # What the caller does after the answer (then silence until talk_s ends):
+    audio = [{silence = 2.0}, {speech = 3.0, level_dbov = -20}, {dtmf = "55"}]
+    respond_to_prompt = "55"         # pressed after hearing 1 s of the gateway's prompt
 
     [[injections]]
     at_s = 2.5
     text = "garbage\\r\\n"            # or hex = "ff fe 00"; repeat = 600 for over-long lines
 
     vanish_at_s = 60.0               # optional, top level: the modem is unplugged
+
+Audio segments, one kind key each, with optional settings::
+
+    {silence = S}
+    {speech = S, level_dbov = -20.0, seed = 1}     # speech-like syllables and pauses
+    {noise = S, level_dbov = -60.0, seed = 1}      # white noise: an open line in a pocket
+    {dtmf = "55", tone_ms = 80, gap_ms = 80, level_dbm0 = -10.0}
+    {wav = "caller.wav"}                           # 8 kHz mono 16-bit; relative to the file
 
 Unknown keys are errors, so a typo fails loudly instead of being ignored.
 ``random_calls`` makes a realistic 112 mix instead. ``play`` runs a scenario
@@ -38,6 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from drivers.simulated.caller_audio import AudioSegment
 from drivers.simulated.gsm_modem import (
     MODELS,
     RING_INTERVAL_S,
@@ -56,6 +68,8 @@ _CALL_KEYS = {
     "talk_s",
     "ring_interval_s",
     "announce_end",
+    "audio",
+    "respond_to_prompt",
 }
 _INJECTION_KEYS = {"at_s", "text", "hex", "repeat"}
 _MODEM_KEYS = {"model", "chunking", "seed"}
@@ -89,7 +103,10 @@ class Scenario:
 
 
 def load_scenario(path: str | Path) -> Scenario:
-    """Read and check a scenario file; ScenarioError on any problem."""
+    """Read and check a scenario file; ScenarioError on any problem.
+
+    WAV paths in it are taken relative to the file's folder.
+    """
     try:
         with open(path, "rb") as file:
             data = tomllib.load(file)
@@ -97,17 +114,20 @@ def load_scenario(path: str | Path) -> Scenario:
         raise ScenarioError(f"{path}: cannot read: {exc.strerror or exc}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{path}: not valid TOML: {exc}") from exc
-    return parse_scenario(data, str(path))
+    return parse_scenario(data, str(path), base_dir=Path(path).parent)
 
 
-def parse_scenario(data: dict[str, Any], source: str = "scenario") -> Scenario:
+def parse_scenario(
+    data: dict[str, Any], source: str = "scenario", *, base_dir: Path | None = None
+) -> Scenario:
+    """Check ``data`` (a parsed scenario file); relative WAV paths are taken from ``base_dir``."""
     _check_keys(data, _TOP_KEYS, source)
     modem = data.get("modem", {})
     if not isinstance(modem, dict):
         raise ScenarioError(f"{source}: [modem] must be a table")
     _check_keys(modem, _MODEM_KEYS, f"{source} [modem]")
     calls = tuple(
-        _parse_call(entry, f"{source} calls[{index}]")
+        _parse_call(entry, f"{source} calls[{index}]", base_dir or Path())
         for index, entry in enumerate(_table_list(data, "calls", source))
     )
     injections = tuple(
@@ -138,9 +158,10 @@ def _table_list(data: dict[str, Any], key: str, source: str) -> list[dict[str, A
     return entries
 
 
-def _parse_call(entry: dict[str, Any], where: str) -> ScheduledCall:
+def _parse_call(entry: dict[str, Any], where: str, base_dir: Path) -> ScheduledCall:
     _check_keys(entry, _CALL_KEYS, where)
     presentation = entry.get("presentation")
+    audio = _parse_audio(entry.get("audio", []), f"{where} audio", base_dir)
     try:
         call = SimulatedCall(
             number=_optional_str(entry.get("number"), f"{where} number"),
@@ -153,10 +174,82 @@ def _parse_call(entry: dict[str, Any], where: str) -> ScheduledCall:
                 entry.get("ring_interval_s", RING_INTERVAL_S), f"{where} ring_interval_s"
             ),
             announce_end=_flag(entry.get("announce_end", True), f"{where} announce_end"),
+            audio=audio,
+            respond_to_prompt=_optional_str(
+                entry.get("respond_to_prompt"), f"{where} respond_to_prompt"
+            ),
         )
     except ValueError as exc:
         raise ScenarioError(f"{where}: {exc}") from exc
     return ScheduledCall(_seconds(entry.get("at_s", 0.0), f"{where} at_s"), call)
+
+
+def _parse_audio(entries: Any, where: str, base_dir: Path) -> tuple[AudioSegment, ...]:
+    if not isinstance(entries, list) or not all(isinstance(entry, dict) for entry in entries):
+        raise ScenarioError(f"{where}: expected a list of tables like [{{silence = 2.0}}]")
+    return tuple(
+        _parse_segment(entry, f"{where}[{index}]", base_dir) for index, entry in enumerate(entries)
+    )
+
+
+def _parse_segment(entry: dict[str, Any], where: str, base_dir: Path) -> AudioSegment:
+    kinds = sorted(set(entry) & set(_SEGMENT_KINDS))
+    if len(kinds) != 1:
+        raise ScenarioError(f"{where}: give exactly one of {', '.join(_SEGMENT_KINDS)}")
+    kind = kinds[0]
+    settings, build = _SEGMENT_KINDS[kind]
+    _check_keys(entry, {kind} | settings, where)
+    try:
+        return build(entry, where, base_dir)
+    except ScenarioError:
+        raise
+    except ValueError as exc:
+        raise ScenarioError(f"{where}: {exc}") from exc
+
+
+def _silence(entry: dict[str, Any], where: str, _base_dir: Path) -> AudioSegment:
+    return AudioSegment.silence(_seconds(entry["silence"], f"{where} silence"))
+
+
+def _speech(entry: dict[str, Any], where: str, _base_dir: Path) -> AudioSegment:
+    return AudioSegment.speech(
+        _seconds(entry["speech"], f"{where} speech"),
+        level_dbov=_level(entry.get("level_dbov", -20.0), f"{where} level_dbov"),
+        seed=_integer(entry.get("seed", 1), f"{where} seed"),
+    )
+
+
+def _noise(entry: dict[str, Any], where: str, _base_dir: Path) -> AudioSegment:
+    return AudioSegment.noise(
+        _seconds(entry["noise"], f"{where} noise"),
+        level_dbov=_level(entry.get("level_dbov", -60.0), f"{where} level_dbov"),
+        seed=_integer(entry.get("seed", 1), f"{where} seed"),
+    )
+
+
+def _dtmf(entry: dict[str, Any], where: str, _base_dir: Path) -> AudioSegment:
+    return AudioSegment.dtmf(
+        _text(entry["dtmf"], f"{where} dtmf"),
+        tone_ms=_milliseconds(entry.get("tone_ms", 80.0), f"{where} tone_ms"),
+        gap_ms=_milliseconds(entry.get("gap_ms", 80.0), f"{where} gap_ms"),
+        level_dbm0=_level(entry.get("level_dbm0", -10.0), f"{where} level_dbm0"),
+    )
+
+
+def _wav(entry: dict[str, Any], where: str, base_dir: Path) -> AudioSegment:
+    path = Path(_text(entry["wav"], f"{where} wav"))
+    return AudioSegment.wav(path if path.is_absolute() else base_dir / path)
+
+
+SegmentBuilder = Callable[[dict[str, Any], str, Path], AudioSegment]
+# Each audio segment table: one kind key, plus that kind's optional settings.
+_SEGMENT_KINDS: dict[str, tuple[set[str], SegmentBuilder]] = {
+    "silence": (set(), _silence),
+    "speech": ({"level_dbov", "seed"}, _speech),
+    "noise": ({"level_dbov", "seed"}, _noise),
+    "dtmf": ({"tone_ms", "gap_ms", "level_dbm0"}, _dtmf),
+    "wav": (set(), _wav),
+}
 
 
 def _parse_injection(entry: dict[str, Any], where: str) -> ScheduledInjection:
@@ -180,6 +273,30 @@ def _parse_injection(entry: dict[str, Any], where: str) -> ScheduledInjection:
 def _seconds(value: Any, where: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
         raise ScenarioError(f"{where}: expected a number of seconds >= 0, got {value!r}")
+    return float(value)
+
+
+def _milliseconds(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+        raise ScenarioError(f"{where}: expected a number of milliseconds >= 0, got {value!r}")
+    return float(value)
+
+
+def _integer(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ScenarioError(f"{where}: expected an integer, got {value!r}")
+    return value
+
+
+def _text(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise ScenarioError(f"{where}: expected a string, got {value!r}")
+    return value
+
+
+def _level(value: Any, where: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value > 0:
+        raise ScenarioError(f"{where}: expected a level in dB <= 0, got {value!r}")
     return float(value)
 
 
@@ -226,25 +343,38 @@ SHARE_NUMBER_SHOWN = 0.75
 SHARE_WITHHELD = 0.10  # the rest: no caller id at all (SIM-less)
 SHARE_IMPATIENT = 0.45  # hang up after 1-4 rings whatever the gateway does
 SHARE_GHOST = 0.55  # of the patient ones: silent or prank, a few seconds
+SHARE_GHOST_NOISE = 0.4  # of ghost calls: faint noise (a phone in a pocket), not digital silence
+SHARE_GHOST_PRESSES = 0.15  # of ghost calls: someone who cannot speak presses 55 when prompted
+SHARE_REAL_DTMF = 0.15  # of real calls: the caller presses a few keys at some point
+SILENT_CALLER_DIGITS = "55"
 _MOBILE_PREFIXES = ("811", "812", "813", "821", "822", "852", "853", "857", "858", "878", "895")
 
 
 def random_calls(
     n: int, rate: float, seed: int | None = None, *, ring_interval_s: float = RING_INTERVAL_S
 ) -> tuple[ScheduledCall, ...]:
-    """``n`` calls arriving as a Poisson process at ``rate`` calls per minute."""
+    """``n`` calls arriving as a Poisson process at ``rate`` calls per minute.
+
+    Each call also gets what its caller does once answered: ghost calls are
+    silence or faint noise (a few press 55 when prompted), real calls speech
+    with pauses and now and then a few key presses. Audio is drawn from its
+    own random stream, so a seed gives the same calls as before audio existed.
+    """
     if n < 0 or rate <= 0:
         raise ValueError("need n >= 0 and rate > 0")
     rng = random.Random(seed)
+    audio_rng = random.Random(None if seed is None else f"{seed}:audio")
     at_s = 0.0
     calls = []
     for _ in range(n):
-        calls.append(ScheduledCall(round(at_s, 3), _random_call(rng, ring_interval_s)))
+        calls.append(ScheduledCall(round(at_s, 3), _random_call(rng, audio_rng, ring_interval_s)))
         at_s += rng.expovariate(rate / 60.0)
     return tuple(calls)
 
 
-def _random_call(rng: random.Random, ring_interval_s: float) -> SimulatedCall:
+def _random_call(
+    rng: random.Random, audio_rng: random.Random, ring_interval_s: float
+) -> SimulatedCall:
     kind = rng.random()
     number: str | None = None
     presentation = Presentation.UNAVAILABLE
@@ -256,13 +386,56 @@ def _random_call(rng: random.Random, ring_interval_s: float) -> SimulatedCall:
         presentation = Presentation.RESTRICTED
     impatient = rng.random() < SHARE_IMPATIENT
     ghost = rng.random() < SHARE_GHOST
+    hangup_after_rings = rng.randint(1, 4) if impatient else None
+    talk_s = round(rng.uniform(2, 8) if ghost else rng.uniform(20, 180), 1)
+    if ghost:
+        audio, respond_to_prompt = _ghost_audio(audio_rng, talk_s)
+    else:
+        audio, respond_to_prompt = _talking_audio(audio_rng, talk_s), None
     return SimulatedCall(
         number=number,
         presentation=presentation,
-        hangup_after_rings=rng.randint(1, 4) if impatient else None,
-        talk_s=round(rng.uniform(2, 8) if ghost else rng.uniform(20, 180), 1),
+        hangup_after_rings=hangup_after_rings,
+        talk_s=talk_s,
         ring_interval_s=ring_interval_s,
+        audio=audio,
+        respond_to_prompt=respond_to_prompt,
     )
+
+
+def _ghost_audio(rng: random.Random, talk_s: float) -> tuple[tuple[AudioSegment, ...], str | None]:
+    """Nothing said: digital silence or a faint hiss; a few callers press 55 at the prompt."""
+    respond_to_prompt = SILENT_CALLER_DIGITS if rng.random() < SHARE_GHOST_PRESSES else None
+    if rng.random() < SHARE_GHOST_NOISE:
+        level_dbov = round(rng.uniform(-70.0, -55.0), 1)
+        return (AudioSegment.noise(talk_s, level_dbov, seed=_voice_seed(rng)),), respond_to_prompt
+    return (AudioSegment.silence(talk_s),), respond_to_prompt
+
+
+def _talking_audio(rng: random.Random, talk_s: float) -> tuple[AudioSegment, ...]:
+    """A moment of silence, then bursts of speech with pauses; sometimes a few key presses."""
+    segments: list[AudioSegment] = [AudioSegment.silence(round(rng.uniform(0.3, 1.5), 2))]
+    spoken_s = segments[0].duration_s
+    keys_at_s = rng.uniform(0.2, 0.8) * talk_s if rng.random() < SHARE_REAL_DTMF else None
+    level_dbov = round(rng.uniform(-30.0, -15.0), 1)
+    seed = _voice_seed(rng)
+    while spoken_s < talk_s:
+        burst_s = round(rng.uniform(2.0, 8.0), 2)
+        added = [
+            AudioSegment.speech(burst_s, level_dbov, seed=seed + len(segments)),
+            AudioSegment.silence(round(rng.uniform(0.5, 3.0), 2)),
+        ]
+        if keys_at_s is not None and spoken_s >= keys_at_s:
+            digits = "".join(rng.choice("0123456789") for _ in range(rng.randint(1, 3)))
+            added.append(AudioSegment.dtmf(digits))
+            keys_at_s = None
+        segments += added
+        spoken_s += sum(segment.duration_s for segment in added)
+    return tuple(segments)
+
+
+def _voice_seed(rng: random.Random) -> int:
+    return rng.randrange(1 << 20)
 
 
 def play(

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import time
+import wave
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import serial
 
+from drivers.simulated.caller_audio import AudioSegment
 from drivers.simulated.gsm_modem import (
     CallOutcome,
+    PlacedCall,
     SimulatedCall,
     SimulatedGsmModem,
 )
@@ -275,3 +278,161 @@ def test_simulated_call_checks_its_presentation():
     with pytest.raises(ValueError):
         SimulatedCall(NUMBER, presentation=Presentation.RESTRICTED)
     assert SimulatedCall().presentation is Presentation.UNAVAILABLE
+
+
+# Call audio ------------------------------------------------------------------
+
+
+class AudioTerminal:
+    """The gateway's side of the simulated audio port, read and written raw."""
+
+    def __init__(self, path: Path) -> None:
+        self.port = serial.serial_for_url(str(path), timeout=0.05)
+
+    def read_for(self, seconds: float) -> bytes:
+        data = b""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            data += self.port.read(4096)
+        return data
+
+    def close(self) -> None:
+        self.port.close()
+
+
+@pytest.fixture
+def audio_link(tmp_path: Path) -> Path:
+    return tmp_path / "modem-audio"
+
+
+def answer_call(terminal: Terminal, modem: SimulatedGsmModem, call: SimulatedCall) -> PlacedCall:
+    placed = modem.place_call(call)
+    terminal.read_until((b"RING\r\n", b"RING\r\r\n"))  # SIM7600 frames URCs with CR CR LF
+    terminal.port.write(b"ATA\r")
+    urc = modem.model.answer_urc  # VOICE CALL: BEGIN or ^CONN follows the OK
+    ends = (urc.encode() + b"\r\n", urc.encode() + b"\r\r\n") if urc else (b"OK\r\n",)
+    assert terminal.read_until(ends).startswith(b"\r\nOK\r\n")
+    return placed
+
+
+def test_audio_flows_only_while_answered_and_switched_on(link, audio_link):
+    call = SimulatedCall(NUMBER, ring_interval_s=0.1, talk_s=1.0, audio=(AudioSegment.speech(2),))
+    with SimulatedGsmModem(link, model="simcom_sim7600", audio_link=audio_link) as modem:
+        terminal, audio = Terminal(link), AudioTerminal(audio_link)
+        terminal.send("ATE0")
+        placed = answer_call(terminal, modem, call)
+        assert audio.read_for(0.2) == b""  # answered, but audio is off
+
+        before_switching_on = time.monotonic()
+        assert terminal.send("AT+CPCMREG=1") == b"\r\nOK\r\n"
+        switched_on_by = time.monotonic()  # the reply is read with a 50 ms timeout
+        assert placed.wait(2.0)
+        received = audio.read_for(0.3)  # and nothing more once the call is over
+        terminal.close()
+        audio.close()
+
+    assert placed.ended_monotonic is not None
+    most = (placed.ended_monotonic - before_switching_on) / 0.02 + 1
+    least = (placed.ended_monotonic - switched_on_by) / 0.02 - 1
+    assert len(received) % 320 == 0 and received.strip(b"\0")
+    assert len(received) // 320 == placed.audio_log.frames_sent
+    assert least <= placed.audio_log.frames_sent <= most  # one frame every 20 ms, in real time
+
+
+def test_simcom_forgets_audio_after_each_call_and_quectel_keeps_it(link, audio_link):
+    call = SimulatedCall(NUMBER, ring_interval_s=0.1, talk_s=0.3, audio=(AudioSegment.speech(1),))
+    for model, command, frames_on_second_call in (
+        ("simcom_sim7600", "AT+CPCMREG=1", False),
+        ("quectel_ec25", "AT+QPCMV=1,0", True),
+    ):
+        with SimulatedGsmModem(link, model=model, audio_link=audio_link) as modem:
+            terminal = Terminal(link)
+            terminal.send("ATE0")
+            assert terminal.send(command) == b"\r\nOK\r\n"
+            first = answer_call(terminal, modem, call)
+            assert first.wait(2.0)
+            second = answer_call(terminal, modem, call)
+            assert second.wait(2.0)
+            terminal.close()
+        assert first.audio_log.frames_sent > 5
+        assert (second.audio_log.frames_sent > 5) is frames_on_second_call
+
+
+def test_a_wav_recording_is_played_sample_exact(link, audio_link, tmp_path):
+    recording = tmp_path / "caller.wav"
+    samples = bytes(range(200)) * 16  # 1600 samples: 0.2 s
+    write_wav(recording, samples)
+    call = SimulatedCall(
+        NUMBER, ring_interval_s=0.1, talk_s=0.5, audio=(AudioSegment.wav(recording),)
+    )
+    with SimulatedGsmModem(link, audio_link=audio_link) as modem:
+        terminal, audio = Terminal(link), AudioTerminal(audio_link)
+        terminal.send("ATE0")
+        terminal.send("AT+QPCMV=1,0")  # before the answer: nothing is lost
+        placed = answer_call(terminal, modem, call)
+        assert placed.wait(2.0)
+        received = audio.read_for(0.2)
+        terminal.close()
+        audio.close()
+
+    assert received.startswith(samples)
+    assert received[len(samples) :] == bytes(len(received) - len(samples))
+    assert AudioSegment.wav(recording).duration_s == pytest.approx(0.2)
+
+
+def write_wav(path: Path, pcm: bytes, rate: int = 8000, channels: int = 1, width: int = 2) -> None:
+    with wave.open(str(path), "wb") as writer:
+        writer.setnchannels(channels)
+        writer.setsampwidth(width)
+        writer.setframerate(rate)
+        writer.writeframes(pcm)
+
+
+@pytest.mark.parametrize(
+    ("rate", "channels", "width", "message"),
+    [
+        (16000, 1, 2, "got 16000 Hz, 1 channel"),
+        (8000, 2, 2, "2 channel"),
+        (8000, 1, 1, "8-bit"),
+    ],
+)
+def test_a_wav_that_is_not_8khz_mono_16bit_is_refused(tmp_path, rate, channels, width, message):
+    path = tmp_path / "music.wav"
+    write_wav(path, bytes(64), rate, channels, width)
+
+    with pytest.raises(ValueError, match="need 8000 Hz mono 16-bit PCM WAV") as refused:
+        AudioSegment.wav(path)
+    assert message in str(refused.value)
+
+
+def test_a_file_that_is_not_wav_is_refused(tmp_path):
+    path = tmp_path / "notes.txt"
+    path.write_text("hello")
+
+    with pytest.raises(ValueError, match="not a readable WAV file"):
+        AudioSegment.wav(path)
+
+
+def test_simulated_call_checks_its_audio():
+    with pytest.raises(ValueError, match="DTMF digits"):
+        SimulatedCall(respond_to_prompt="5x")
+    with pytest.raises(ValueError, match="DTMF digits"):
+        AudioSegment.dtmf("")
+    with pytest.raises(ValueError, match="seconds >= 0"):
+        AudioSegment.silence(-1)
+    with pytest.raises(ValueError, match="level_dbov"):
+        AudioSegment.speech(1, level_dbov=3)
+    listed = SimulatedCall(audio=[AudioSegment.silence(1)])  # type: ignore[arg-type]
+    assert listed.audio == (AudioSegment.silence(1),)
+
+
+def test_segments_render_to_their_duration():
+    for segment in (
+        AudioSegment.silence(0.25),
+        AudioSegment.speech(0.5, seed=3),
+        AudioSegment.noise(0.33, level_dbov=-40),
+        AudioSegment.dtmf("12#", tone_ms=50, gap_ms=30),
+    ):
+        pcm = b"".join(segment.pcm_blocks())
+        assert len(pcm) == round(segment.duration_s * 8000) * 2
+    assert set(b"".join(AudioSegment.silence(0.1).pcm_blocks())) == {0}

@@ -7,12 +7,20 @@ import itertools
 import json
 import statistics
 import threading
+import wave
 from pathlib import Path
 
 import pytest
 import serial
 
 from drivers.simulated import cli
+from drivers.simulated.caller_audio import (
+    AudioSegment,
+    DtmfSegment,
+    NoiseSegment,
+    SilenceSegment,
+    SpeechSegment,
+)
 from drivers.simulated.gsm_modem import CallOutcome, PlacedCall, SimulatedGsmModem
 from drivers.simulated.scenario import (
     Scenario,
@@ -39,6 +47,17 @@ def test_the_shipped_example_scenario_loads():
     assert [call.at_s for call in scenario.calls] == [1.0, 2.0, 3.0]
     assert scenario.injections[0].raw == bytes.fromhex("fffe001b5b410d0a")
     assert scenario.injections[2].raw == b"X" * 600
+    talker, _, silent = (scheduled.call for scheduled in scenario.calls)
+    assert [type(segment) for segment in talker.audio] == [
+        SilenceSegment,
+        SpeechSegment,
+        DtmfSegment,
+        SpeechSegment,
+    ]
+    assert (silent.audio, silent.respond_to_prompt) == (
+        (AudioSegment.noise(6.0, level_dbov=-65.0),),
+        "55",
+    )
 
 
 @pytest.mark.parametrize(
@@ -55,6 +74,18 @@ def test_the_shipped_example_scenario_loads():
         ({"modem": {"model": "nokia_3310"}}, "unknown 'nokia_3310'"),
         ({"modem": {"chunking": "word"}}, "chunking: unknown 'word'"),
         ({"calls": {"at_s": 1}}, "array of tables"),
+        ({"calls": [{"audio": {"silence": 1}}]}, "calls[0] audio: expected a list of tables"),
+        ({"calls": [{"audio": [{"silence": 1, "speech": 2}]}]}, "audio[0]: give exactly one"),
+        ({"calls": [{"audio": [{"level_dbov": -20}]}]}, "audio[0]: give exactly one of"),
+        ({"calls": [{"audio": [{"speech": 1, "levl": -20}]}]}, "audio[0]: unknown key(s) levl"),
+        ({"calls": [{"audio": [{"silence": 1, "seed": 2}]}]}, "unknown key(s) seed"),
+        ({"calls": [{"audio": [{"silence": -1}]}]}, "audio[0] silence: expected a number"),
+        ({"calls": [{"audio": [{"noise": 1, "level_dbov": 6}]}]}, "level in dB <= 0"),
+        ({"calls": [{"audio": [{"dtmf": "5x"}]}]}, "audio[0]: DTMF digits must be"),
+        ({"calls": [{"audio": [{"dtmf": "5", "tone_ms": "80"}]}]}, "number of milliseconds"),
+        ({"calls": [{"audio": [{"wav": "missing.wav"}]}]}, "audio[0]: missing.wav: not a"),
+        ({"calls": [{"respond_to_prompt": 55}]}, "respond_to_prompt: expected a string"),
+        ({"calls": [{"respond_to_prompt": "help"}]}, "calls[0]: DTMF digits must be"),
     ],
 )
 def test_bad_scenarios_say_where_and_why(data, message):
@@ -62,6 +93,37 @@ def test_bad_scenarios_say_where_and_why(data, message):
         parse_scenario(data, "test.toml")
 
     assert message in str(raised.value)
+
+
+def test_call_audio_from_a_scenario_file_with_a_wav_beside_it(tmp_path):
+    with wave.open(str(tmp_path / "caller.wav"), "wb") as writer:
+        writer.setnchannels(1)
+        writer.setsampwidth(2)
+        writer.setframerate(8000)
+        writer.writeframes(bytes(1600))
+    path = tmp_path / "audio.toml"
+    path.write_text(
+        "[[calls]]\n"
+        "audio = [\n"
+        "  {silence = 0.5},\n"
+        "  {speech = 2, level_dbov = -25, seed = 3},\n"
+        '  {wav = "caller.wav"},\n'
+        "  {noise = 1.5},\n"
+        '  {dtmf = "55", tone_ms = 60, gap_ms = 40, level_dbm0 = -12},\n'
+        "]\n"
+        'respond_to_prompt = "55"\n'
+    )
+
+    call = load_scenario(path).calls[0].call
+
+    assert call.audio == (
+        AudioSegment.silence(0.5),
+        AudioSegment.speech(2.0, level_dbov=-25.0, seed=3),
+        AudioSegment.wav(tmp_path / "caller.wav"),
+        AudioSegment.noise(1.5, level_dbov=-60.0),
+        AudioSegment.dtmf("55", tone_ms=60.0, gap_ms=40.0, level_dbm0=-12.0),
+    )
+    assert call.respond_to_prompt == "55"
 
 
 def test_invalid_toml_is_a_scenario_error(tmp_path):
@@ -86,6 +148,27 @@ def test_random_calls_are_reproducible_and_a_realistic_mix():
     gaps = [later.at_s - earlier.at_s for earlier, later in itertools.pairwise(calls)]
     assert all(gap >= 0 for gap in gaps)
     assert 8.0 < statistics.mean(gaps) < 12.0  # 6 calls per minute
+
+
+def test_random_calls_give_ghosts_silence_and_talkers_speech():
+    calls = [scheduled.call for scheduled in random_calls(400, rate=6.0, seed=11)]
+
+    ghosts = [call for call in calls if call.talk_s <= 8.0]
+    talkers = [call for call in calls if call.talk_s >= 20.0]
+    assert ghosts and talkers and len(ghosts) + len(talkers) == len(calls)
+    for ghost in ghosts:
+        [segment] = ghost.audio
+        assert isinstance(segment, SilenceSegment | NoiseSegment)
+        assert isinstance(segment, SilenceSegment) or segment.level_dbov <= -55.0
+        assert segment.duration_s == ghost.talk_s
+    assert {type(ghost.audio[0]) for ghost in ghosts} == {SilenceSegment, NoiseSegment}
+    assert 0.05 < sum(ghost.respond_to_prompt == "55" for ghost in ghosts) / len(ghosts) < 0.3
+    for talker in talkers:
+        assert isinstance(talker.audio[1], SpeechSegment)
+        assert sum(segment.duration_s for segment in talker.audio) >= talker.talk_s
+        assert talker.respond_to_prompt is None
+    pressing = [t for t in talkers if any(isinstance(s, DtmfSegment) for s in t.audio)]
+    assert 0.05 < len(pressing) / len(talkers) < 0.3
 
 
 def test_play_places_calls_in_order_injects_and_reports_each_call(tmp_path):
@@ -163,6 +246,20 @@ def test_cli_plays_a_scenario_and_prints_one_json_line_per_call(tmp_path, capsys
     assert all(isinstance(r["first_ring_wall"], float) for r in records)
     assert "simcom_sim7600" in err
     assert not link.is_symlink()
+
+
+def test_cli_with_an_audio_link(tmp_path, capsys):
+    link, audio_link = tmp_path / "gsm0", tmp_path / "gsm0-audio"
+    argv = ["--link", str(link), "--audio-link", str(audio_link), "--calls", "1", "--rate", "600"]
+    argv += ["--ring-interval", "0.02", "--seed", "4", "--exit-when-done"]
+
+    assert cli.run(parse_cli(*argv)) == 0
+
+    out, err = capsys.readouterr()
+    [record] = [json.loads(line) for line in out.splitlines()]
+    assert record["audio_frames_sent"] == 0 and record["pressed_digits"] is None
+    assert f"audio on {audio_link} -> /dev/pts/" in err
+    assert not audio_link.is_symlink()
 
 
 def test_cli_random_calls(tmp_path, capsys):
