@@ -25,6 +25,7 @@ from drivers.simulated.scenario import Scenario, play, random_calls
 from gateway.audio.wav import write_wav
 from gateway.broker import PrivateBroker
 from gateway.config import (
+    AudioSettings,
     Config,
     GatewaySettings,
     ModemSettings,
@@ -142,9 +143,19 @@ def _run(
         outbox=OutboxSettings(path=str(workdir / "outbox.db")),
         modems=tuple(
             ModemSettings(
-                name=name, port=str(workdir / name), answer_after_rings=ANSWER_AFTER_RINGS
+                name=name,
+                port=str(workdir / name),
+                answer_after_rings=ANSWER_AFTER_RINGS,
+                audio_port=str(workdir / f"{name}-audio"),
             )
             for name, _ in MODEMS
+        ),
+        audio=AudioSettings(
+            recordings_dir=str(workdir / "recordings"),
+            ghost_after_s=GHOST_AFTER_S,
+            silent_prompt=str(prompt),
+            silent_prompt_after_s=SILENT_PROMPT_AFTER_S,
+            silent_listen_s=3.0,
         ),
         source="<demo>",
     )
@@ -182,9 +193,11 @@ def _run(
     stop.set()  # no new calls; let the ones ringing or talking finish
     for player in players:
         player.join(5)
-    ringing = [call for call in placed if call.first_ring_monotonic is not None]
-    for call in ringing:
-        call.wait(MAX_TALK_S + 30 * RING_INTERVAL_S)
+    for modem in modems:
+        modem.cancel_queued()
+    deadline = time.monotonic() + MAX_TALK_S + 30 * RING_INTERVAL_S
+    while not all(call.done for call in placed) and time.monotonic() < deadline:
+        time.sleep(0.1)
     gateway.stop_drivers()
     for modem in modems:
         modem.close()  # calls still queued in a simulator never rang: cancelled

@@ -461,6 +461,10 @@ class SimulatedGsmModem:
         remove_link(self.link, self.device)
         logger.info("simulated %s on %s %s", self.model.key, self.link, why)
 
+    def cancel_queued(self) -> None:
+        """Drop the calls waiting their turn (outcome CANCELLED); a call in progress goes on."""
+        self._cancel_queued()
+
     def _cancel_queued(self) -> None:
         while True:
             try:
