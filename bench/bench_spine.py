@@ -20,6 +20,7 @@ import json
 import os
 import platform
 import signal
+import sqlite3
 import sys
 import tempfile
 import threading
@@ -86,10 +87,14 @@ def raw_paho_throughput(url_port: int, count: int) -> float:
 
 
 def edge112_throughput(broker: PrivateBroker, workdir: Path, count: int, backlog: int = 0) -> float:
-    """(b)/(d) submit ``count`` call events; time until all are acknowledged and deleted."""
-    outbox = Outbox(
-        workdir / f"outbox-{backlog}.db", gateway_id=GATEWAY, region=REGION, group_commit_max=5000
-    )
+    """(b) submit ``count`` call events; time until the last is acknowledged and deleted.
+
+    (d) the same with ``backlog`` telemetry events already queued: the calls
+    overtake them (priority), but every insert, fetch and delete now works on
+    a table of a million rows.
+    """
+    path = workdir / f"outbox-{backlog}.db"
+    outbox = Outbox(path, gateway_id=GATEWAY, region=REGION, group_commit_max=5000)
     if backlog:
         batch = 100_000
         for start in range(0, backlog, batch):
@@ -102,18 +107,17 @@ def edge112_throughput(broker: PrivateBroker, workdir: Path, count: int, backlog
     forwarder.start()
     while not forwarder.stats.connected:
         time.sleep(0.01)
-    if backlog:  # measure the drain of the backlog itself: the big-table case
-        start = time.perf_counter()
-        while forwarder.stats.acknowledged < count:
-            time.sleep(0.005)
-        elapsed = time.perf_counter() - start
-    else:
-        start = time.perf_counter()
-        for n in range(count):
-            outbox.submit(sample_event(n))
-        while forwarder.stats.acknowledged < count:
-            time.sleep(0.005)
-        elapsed = time.perf_counter() - start
+    probe = sqlite3.connect(path)
+    start = time.perf_counter()
+    last_submission = None
+    for n in range(count):
+        last_submission = outbox.submit(sample_event(n))
+    assert last_submission is not None
+    last_submission.wait(120)
+    while probe.execute("SELECT 1 FROM events WHERE priority = 0 LIMIT 1").fetchone():
+        time.sleep(0.005)
+    elapsed = time.perf_counter() - start
+    probe.close()
     forwarder.stop()
     outbox.close()
     return count / elapsed
@@ -165,7 +169,7 @@ def main() -> int:
         ("    ratio b/a", f"{results['ratio_b_a']:.2f}", f">= {TARGETS['ratio_b_a']}"),
         ("(c) RING->call.offered p50", f"{results['latency_p50_ms']:.2f} ms", "at 100 calls/s"),
         ("    p99", f"{results['latency_p99_ms']:.2f} ms", f"< {TARGETS['latency_p99_ms']}"),
-        (f"(d) drain with {backlog:,} queued", f"{results['d_backlog_msg_s']:,.0f} msg/s", ""),
+        (f"(d) as (b), {backlog:,} queued", f"{results['d_backlog_msg_s']:,.0f} msg/s", ""),
         ("    ratio d/b", f"{results['ratio_backlog']:.2f}", f">= {TARGETS['ratio_backlog']}"),
         ("(e) gateway peak RSS", f"{results['peak_rss_mb']:.1f} MB", f"< {TARGETS['peak_rss_mb']}"),
     ]

@@ -366,8 +366,10 @@ class Forwarder:
         if not session.acked:
             return
         seqs, session.acked = session.acked, []
-        session.awaiting_delete += len(seqs)
         self.stats.acknowledged += len(seqs)
+        if self.outbox.acknowledge_now(seqs):
+            return
+        session.awaiting_delete += len(seqs)
 
         def deleted(done: list[int], count: int = len(seqs)) -> None:
             self._deleted.append((session_id, count))

@@ -241,6 +241,9 @@ class Outbox:
         self._refusing_telemetry = False
         self._refused_since_alarm = 0
         self._over_budget_alarmed = False
+        # The write connection is used by the writer thread, and by the forwarder for a
+        # quick DELETE when the writer is idle (acknowledge_now): one at a time, by this lock.
+        self._write_lock = threading.Lock()
         self._rows: list[tuple[Any, ...]] = []  # inserts of the open transaction, not yet written
         self._written: list[tuple[Any, ...]] = []  # inserts of the open transaction, written
         self._durable = synchronous == "full"
@@ -417,6 +420,34 @@ class Outbox:
         """Delete these events (their PUBACK came); ``on_done(seqs)`` once committed."""
         self._queue.put(_Acknowledge(seqs, on_done))
 
+    def acknowledge_now(self, seqs: list[int]) -> bool:
+        """Delete these events in the calling thread if the writer is idle at this moment.
+
+        The forwarder calls this after PUBACKs: an idle writer would only be
+        woken to do the same, and the hand-over between threads costs more than
+        the DELETE (an unsynced commit, tens of microseconds). Returns False
+        when the writer is busy; then use ``acknowledge``.
+        """
+        if self._closed or not self._write_lock.acquire(blocking=False):
+            return False
+        try:
+            bytes_before, acknowledged_before = self._pending_bytes, self.counters["acknowledged"]
+            try:
+                self._set_durable(self.synchronous != "full")
+                self._conn.execute("BEGIN IMMEDIATE")
+                self._delete_acknowledged([_Acknowledge(seqs, None)])
+                self._conn.execute("COMMIT")
+            except sqlite3.Error:
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.execute("ROLLBACK")
+                self._pending_bytes = bytes_before
+                self.counters["acknowledged"] = acknowledged_before
+                return False
+            self.counters["transactions"] += 1
+            return True
+        finally:
+            self._write_lock.release()
+
     def reader(self) -> OutboxReader:
         """A read connection for the calling thread (WAL: reads never block the writer)."""
         return OutboxReader(self.path)
@@ -439,7 +470,8 @@ class Outbox:
                     stop_after = True
                     break
                 batch.append(item)
-            self._write_batch(batch)
+            with self._write_lock:
+                self._write_batch(batch)
             if stop_after:
                 return
 

@@ -28,6 +28,7 @@ from gateway.events import (
     LineStatus,
     Presentation,
     encode,
+    envelope,
     format_ts,
     topic_for,
 )
@@ -118,6 +119,22 @@ def test_every_event_type_matches_its_published_schema(event: Event) -> None:
     body = json.loads(encode(event, seq=7, gateway_id="bontang-01", region="64.74"))
     validate_event(body)
     assert body["seq"] == 7 and body["type"] == event.TYPE.value and body["schema"] == "1.0"
+
+
+@pytest.mark.parametrize("event", SAMPLES, ids=lambda e: e.TYPE.value)
+def test_encoded_bytes_are_the_envelope_as_json(event: Event) -> None:
+    payload = encode(event, seq=12, gateway_id='site "1"', region="64.74")
+    assert json.loads(payload) == json.loads(
+        json.dumps(envelope(event, seq=12, gateway_id='site "1"', region="64.74"))
+    )
+    unicode = CallOffered(
+        call_id="c",
+        line="gsm0",
+        number=None,
+        presentation=Presentation.UNAVAILABLE,
+        ring_count=1,
+    )
+    assert json.loads(encode(unicode, seq=1, gateway_id="g", region="64.74"))["seq"] == 1
 
 
 def test_schema_rejects_a_wrong_event() -> None:
