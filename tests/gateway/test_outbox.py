@@ -245,3 +245,16 @@ def test_disk_full_fails_the_submission_names_the_event_and_keeps_the_rest(tmp_p
     stored = {event["seq"] for event in payloads(path)}
     assert set(kept) <= stored, "nothing already queued was touched"
     assert after in stored
+
+
+def test_acknowledge_now_deletes_in_the_callers_thread_only_when_the_writer_is_idle(
+    tmp_path: Path,
+) -> None:
+    with open_outbox(tmp_path / "outbox.db") as outbox:
+        seqs = [outbox.put(offered(n)) for n in range(4)]
+        assert outbox.acknowledge_now(seqs[:2])
+        assert [row.seq for row in outbox.reader().peek()] == seqs[2:]
+        with outbox._write_lock:  # the writer is in the middle of a transaction
+            assert not outbox.acknowledge_now(seqs[2:])
+        assert [row.seq for row in outbox.reader().peek()] == seqs[2:]
+        assert outbox.counters["acknowledged"] == 2
