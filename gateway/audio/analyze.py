@@ -127,7 +127,11 @@ class StreamingAnalysis:
 
     def feed(self, pcm: BytesLike) -> list[DtmfDigit]:
         self._bytes += len(pcm)
-        digits = self._to_digits(self._dtmf.feed(pcm))
+        found = self._dtmf.feed(pcm)
+        digits = self._to_digits(found) if found else []
+        if not self._partial and len(pcm) == self._frame_bytes:  # the usual 20 ms frame
+            self._feed_frame(pcm)
+            return digits
         self._partial += pcm
         whole = len(self._partial) - len(self._partial) % self._frame_bytes
         view = memoryview(self._partial)
@@ -153,13 +157,15 @@ class StreamingAnalysis:
         ``i - d + 1 .. i``.
         """
         voice = self._voice
+        speech = self._speech
         before = voice.speech_frames
         voice.feed(frame)
-        self._speech.append(False)
+        speech.append(False)
         added = voice.speech_frames - before
-        for index in range(len(self._speech) - added, len(self._speech)):
-            self._speech[index] = True
-        self._power += 10.0 ** (voice.level_dbov / 10.0)
+        if added:
+            end = len(speech)
+            speech[end - added : end] = [True] * added
+        self._power += 10.0 ** (voice.level_dbov * 0.1)
         self._floors.append(voice.noise_floor_dbov)
 
     def finish(self) -> tuple[list[DtmfDigit], AudioAnalysis]:

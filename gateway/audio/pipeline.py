@@ -77,6 +77,7 @@ class CallAudioPipeline:
         self.call = call
         self.settings = settings
         self._emit = emit
+        self._alaw_source = call.encoding == AudioEncoding.ALAW
         self._analysis = StreamingAnalysis()  # the same analysis as `edge112 audio analyze`
         self._ring = RingBuffer(int(settings.ring_buffer_s * SAMPLE_RATE * 2))
         self._closed = False
@@ -109,14 +110,21 @@ class CallAudioPipeline:
         with self._lock:
             if self._closed or not frame:
                 return
-            pcm = alaw_decode(frame) if self.call.encoding == AudioEncoding.ALAW else frame
-            if len(pcm) % 2:
-                pcm = pcm[:-1]  # a torn sample: drop it rather than shift every later one
-            self._record(frame, pcm)
+            if self._alaw_source:
+                pcm = alaw_decode(frame)
+            elif len(frame) & 1:
+                pcm = frame[:-1]  # a torn sample: drop it rather than shift every later one
+            else:
+                pcm = frame
+            if self._recorder is not None:
+                self._record(frame, pcm)
             self._ring.write(pcm)
-            for digit in self._analysis.feed(pcm):
-                self._on_digit(digit)
-            self._run_silent_call_policy(len(pcm))
+            digits = self._analysis.feed(pcm)
+            if digits:
+                for digit in digits:
+                    self._on_digit(digit)
+            if self._silent is not None:
+                self._run_silent_call_policy(len(pcm))
 
     def _record(self, frame: bytes, pcm: bytes) -> None:
         if self._recorder is None:

@@ -8,15 +8,16 @@ moment::
     frames    appended to a buffer in memory
     each 1 s  (of audio, or of wall-clock time, whichever comes first):
               write the buffer after the data            fdatasync
-              rewrite the header's RIFF, fact, data sizes fdatasync
-    close     the same, plus a pad byte if the data size is odd; sha256 of the file
+              rewrite the header's RIFF, fact, data sizes (synced by the next fdatasync)
+    close     the same, plus a pad byte if the data size is odd, fdatasync; sha256
 
 Data goes to disk before the header that counts it, so the header never
-claims audio that is not there, even after a power cut. A crash (or a kill)
-loses at most the buffered second; a copy taken at any time reads as a
-complete WAV holding all but the last second (audio past the declared data
-is ignored by players, by sox and by ``gateway.audio.wav``). Two fdatasyncs
-a second per call is the price of that guarantee on an SD card.
+claims audio that is not there, even after a power cut (which loses at most
+the last two seconds). A crash (or a kill) loses at most the buffered
+second; a copy taken at any time reads as a complete WAV holding all but the
+last second (audio past the declared data is ignored by players, by sox and
+by ``gateway.audio.wav``). One fdatasync a second per call is the price on
+an SD card.
 
 One thread owns a recorder (the call's audio pipeline); it is not
 thread-safe. Write errors (a full disk) raise ``OSError``; the file on disk
@@ -134,7 +135,14 @@ class CallRecorder:
             self.sync()
 
     def sync(self) -> None:
-        """Put the buffered audio on disk, then the header that counts it (both fdatasynced)."""
+        """Put the buffered audio on disk (fdatasync), then rewrite the header to count it.
+
+        The header write is not synced on its own: the next sync's fdatasync
+        carries it. So the header on disk never counts audio that is not on
+        disk, a process crash loses nothing written here (the page cache keeps
+        it), a power cut loses at most the last two seconds, and a call costs
+        one fdatasync a second (``close`` syncs both).
+        """
         if self._closed:
             return
         if self._buffer:
@@ -143,7 +151,6 @@ class CallRecorder:
             self._synced += len(self._buffer)
             self._buffer.clear()
             self._write_at(0, wav_header(self.encoding, self._synced))
-            os.fdatasync(self._fd)
         self._last_sync = time.monotonic()
 
     def _write_at(self, offset: int, data: BytesLike) -> None:
