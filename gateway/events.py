@@ -116,7 +116,9 @@ class Event:
     observed_at: datetime = field(default_factory=utc_now)
 
     def data(self) -> dict[str, Any]:
-        return {name: _plain(getattr(self, name)) for name in _data_fields(type(self))}
+        """The type's fields as a JSON-ready dict (enum members are ``str``, so they encode as
+        their values)."""
+        return {name: getattr(self, name) for name in _data_fields(type(self))}
 
 
 _DATA_FIELDS: dict[type, tuple[str, ...]] = {}
@@ -131,21 +133,6 @@ def _data_fields(cls: type[Event]) -> tuple[str, ...]:
         )
         _DATA_FIELDS[cls] = names
     return names
-
-
-_SCALARS = (str, int, float, bool, type(None))
-
-
-def _plain(value: Any) -> Any:
-    if type(value) in _SCALARS:
-        return value
-    if isinstance(value, StrEnum):
-        return value.value
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -299,7 +286,7 @@ def encode(event: Event, *, seq: int, gateway_id: str, region: str) -> bytes:
     """
     return (
         f'{{"schema":"{SCHEMA_VERSION}","event_id":"{event.event_id}","seq":{int(seq)},'
-        f'"type":"{event.TYPE.value}","ts":"{format_ts(event.observed_at)}",'
+        f'"type":"{event.TYPE}","ts":"{format_ts(event.observed_at)}",'
         f'"gateway_id":{_json_string(gateway_id)},"region":{_json_string(region)},'
         f'"data":{_COMPACT_JSON.encode(event.data())}}}'
     ).encode()

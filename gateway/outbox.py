@@ -245,6 +245,7 @@ class Outbox:
         # quick DELETE when the writer is idle (acknowledge_now): one at a time, by this lock.
         self._write_lock = threading.Lock()
         self._rows: list[tuple[Any, ...]] = []  # inserts of the open transaction, not yet written
+        self._type_infos: dict[type, tuple[int, str, str]] = {}
         self._written: list[tuple[Any, ...]] = []  # inserts of the open transaction, written
         self._durable = synchronous == "full"
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -562,21 +563,22 @@ class Outbox:
         self._reservation.cover(seq)
         payload = encode(event, seq=seq, gateway_id=self.gateway_id, region=self.region)
         size = len(payload) + ROW_OVERHEAD_BYTES
+        priority, type_name, topic = self._type_info(type(event))
         self._rows.append(
-            (
-                seq,
-                int(event.PRIORITY),
-                event.TYPE.value,
-                event.event_id,
-                topic_for(self.region, self.gateway_id, event.TYPE.value),
-                payload,
-                size,
-                time.time(),
-            ),
+            (seq, priority, type_name, event.event_id, topic, payload, size, time.time())
         )
         self._next_seq += 1
         self._pending_bytes += size
         return seq
+
+    def _type_info(self, cls: type[Event]) -> tuple[int, str, str]:
+        """Priority, type name and topic of an event class (once per class, not per event)."""
+        info = self._type_infos.get(cls)
+        if info is None:
+            name = cls.TYPE.value
+            info = (int(cls.PRIORITY), name, topic_for(self.region, self.gateway_id, name))
+            self._type_infos[cls] = info
+        return info
 
     def _delete_acknowledged(self, acks: list[_Acknowledge]) -> None:
         seqs = [seq for ack in acks for seq in ack.seqs]
