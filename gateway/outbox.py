@@ -31,12 +31,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import queue
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,46 +48,18 @@ from gateway.events import (
     encode,
     topic_for,
 )
+from gateway.outbox_recovery import (
+    COLUMNS,
+    SeqReservation,
+    collapse_seqs,
+    connect,
+    recover,
+)
 from gateway.outbox_schema import migrate
 
 log = logging.getLogger("edge112.outbox")
 
 ROW_OVERHEAD_BYTES = 64  # index entry, rowid, columns: what a row costs beyond its payload
-COLUMNS = "seq, priority, type, event_id, topic, payload, size, created_at"
-SEQ_RESERVATION = 10_000  # seqs reserved at a time in the side file <outbox>.seq
-
-
-class SeqReservation:
-    """A high-water mark for seq kept beside the database (``<outbox>.seq``).
-
-    Before the writer hands out a seq at or above the mark, it moves the mark
-    ``SEQ_RESERVATION`` further and fsyncs the file: one fsync per 10,000
-    events. If the database is ever lost beyond repair, seq resumes at the
-    mark, so no seq is used twice; the skipped range is reported in an alarm.
-    """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.mark = 0
-        with contextlib.suppress(OSError, ValueError):
-            self.mark = int(path.read_text().strip() or 0)
-
-    def cover(self, next_seq: int) -> None:
-        if next_seq < self.mark:
-            return
-        mark = next_seq + SEQ_RESERVATION
-        temporary = self.path.with_name(self.path.name + ".tmp")
-        with open(temporary, "w") as handle:
-            handle.write(f"{mark}\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, self.path)
-        directory = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)
-        finally:
-            os.close(directory)
-        self.mark = mark
 
 
 class OutboxError(RuntimeError):
@@ -185,26 +156,6 @@ class _Barrier:
 _STOP = object()
 
 
-def connect(path: str | Path, *, synchronous: str = "full") -> sqlite3.Connection:
-    """A connection with the outbox's pragmas (autocommit; transactions are explicit)."""
-    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=30)
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute(f"PRAGMA synchronous={'FULL' if synchronous == 'full' else 'NORMAL'}")
-    conn.execute("PRAGMA busy_timeout=30000")
-    return conn
-
-
-def _collapse(seqs: Iterable[int]) -> list[list[int]]:
-    """[1,2,3,7,9,10] -> [[1,3],[7,7],[9,10]]: seq ranges for an alarm."""
-    ranges: list[list[int]] = []
-    for seq in sorted(seqs):
-        if ranges and seq == ranges[-1][1] + 1:
-            ranges[-1][1] = seq
-        else:
-            ranges.append([seq, seq])
-    return ranges
-
-
 class Outbox:
     """Durable, prioritised, size-bounded queue of events awaiting PUBACK."""
 
@@ -278,108 +229,11 @@ class Outbox:
             return self._recover(str(damage))
 
     def _recover(self, damage: str) -> sqlite3.Connection:
-        aside = self.path.with_name(f"{self.path.name}.damaged-{time.strftime('%Y%m%dT%H%M%S')}")
-        for suffix in ("", "-wal", "-shm"):
-            source = Path(str(self.path) + suffix)
-            if source.exists():
-                os.replace(source, Path(str(aside) + suffix))
-        log.critical(
-            "outbox %s is damaged (%s); moved to %s, recovering rows", self.path, damage, aside
+        conn, alarm = recover(
+            self.path, damage, synchronous=self.synchronous, reservation=self._reservation
         )
-        rows, next_seq, unreadable = self._salvage(aside)
-        conn = connect(self.path, synchronous=self.synchronous)
-        migrate(conn)
-        conn.execute("BEGIN IMMEDIATE")
-        conn.executemany(
-            f"INSERT OR IGNORE INTO events ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            rows,
-        )
-        recovered_max = max((row[0] for row in rows), default=0)
-        known = max(next_seq or 1, recovered_max + 1)
-        # The meta row is the truth when it could be read; otherwise the reservation is.
-        next_seq = known if next_seq is not None else max(known, self._reservation.mark)
-        skipped = [[known, next_seq - 1]] if next_seq > known else []
-        conn.execute("UPDATE meta SET value=? WHERE key='next_seq'", (next_seq,))
-        conn.execute("COMMIT")
-        self.startup_alarms.append(
-            GatewayAlarm(
-                code="outbox_damaged",
-                severity=AlarmSeverity.CRITICAL,
-                message=(
-                    f"outbox file was damaged ({damage}); recovered {len(rows)} queued events; "
-                    + (
-                        f"{len(unreadable)} seqs could not be read and may be lost: "
-                        f"{_collapse(unreadable)}; "
-                        if unreadable
-                        else ""
-                    )
-                    + f"seq continues at {next_seq}"
-                    + (
-                        f" (seqs {known}-{next_seq - 1} may have been used before)"
-                        if skipped
-                        else ""
-                    )
-                    + f"; damaged file kept at {aside}"
-                ),
-                detail={
-                    "damage": damage,
-                    "recovered": len(rows),
-                    "recovered_seqs": _collapse(row[0] for row in rows),
-                    "unreadable_seqs": _collapse(unreadable),
-                    "next_seq": next_seq,
-                    "skipped_seqs": skipped,
-                    "moved_to": str(aside),
-                },
-            )
-        )
+        self.startup_alarms.append(alarm)
         return conn
-
-    @staticmethod
-    def _salvage(path: Path) -> tuple[list[tuple[Any, ...]], int | None, list[int]]:
-        """Rows still readable from a damaged file, its next_seq, and seqs that could not be read.
-
-        Reads by seq range (the rowid b-tree), 256 at a time, falling back to one
-        row at a time inside a range that fails, so one bad page costs only its rows.
-        """
-        rows: list[tuple[Any, ...]] = []
-        unreadable: list[int] = []
-        try:
-            old = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-        except sqlite3.Error:
-            return rows, None, unreadable
-
-        def scalar(sql: str) -> int | None:
-            with contextlib.suppress(sqlite3.Error, TypeError, ValueError):
-                return int(old.execute(sql).fetchone()[0])
-            return None
-
-        with contextlib.closing(old):
-            next_seq = scalar("SELECT value FROM meta WHERE key='next_seq'")
-            top = (next_seq - 1) if next_seq else scalar("SELECT max(seq) FROM events")
-            if top is None:
-                return rows, None, unreadable
-            low = scalar("SELECT min(seq) FROM events") or 1
-            for start in range(low, top + 1, 256):
-                stop = min(start + 255, top)
-                try:
-                    chunk = old.execute(
-                        f"SELECT {COLUMNS} FROM events WHERE seq BETWEEN ? AND ?", (start, stop)
-                    ).fetchall()
-                    rows.extend(tuple(row) for row in chunk)
-                    continue
-                except sqlite3.Error:
-                    pass
-                for seq in range(start, stop + 1):
-                    try:
-                        row = old.execute(
-                            f"SELECT {COLUMNS} FROM events WHERE seq=?", (seq,)
-                        ).fetchone()
-                    except sqlite3.Error:
-                        unreadable.append(seq)
-                        continue
-                    if row is not None:
-                        rows.append(tuple(row))
-        return rows, next_seq, unreadable
 
     # ------------------------------------------------------------ producers
 
@@ -618,7 +472,7 @@ class Outbox:
                     severity=AlarmSeverity.WARNING,
                     message=f"outbox over its {self.max_bytes} byte budget: shed {len(shed_seqs)} "
                     "oldest telemetry events",
-                    detail={"shed_count": len(shed_seqs), "shed_seqs": _collapse(shed_seqs)},
+                    detail={"shed_count": len(shed_seqs), "shed_seqs": collapse_seqs(shed_seqs)},
                 )
             )
         if self._pending_bytes + estimate <= self.max_bytes:
