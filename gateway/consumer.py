@@ -64,11 +64,14 @@ class FeedMonitor:
         )
         self._client.on_message = self._on_message
         self._client.on_connect = self._on_connect
+        self._client.on_subscribe = self._on_subscribe
         self._subscribed = threading.Event()
 
     def _on_connect(self, client: mqtt.Client, *_args: Any) -> None:
         client.subscribe(self.topic_filter, qos=1)
-        self._subscribed.set()
+
+    def _on_subscribe(self, *_args: Any) -> None:
+        self._subscribed.set()  # SUBACK: from now on nothing published is missed
 
     def _on_message(self, _client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
         with self._changed:
@@ -105,7 +108,6 @@ class FeedMonitor:
         self._client.loop_start()
         if not self._subscribed.wait(timeout):
             raise TimeoutError(f"could not subscribe at {self.host}:{self.port}")
-        time.sleep(0.05)  # let the SUBACK land before events are produced
         return self
 
     def stop(self) -> None:
