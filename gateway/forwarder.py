@@ -258,8 +258,8 @@ class Forwarder:
             self._pump(session, reader)
         finally:
             self.stats.inflight = 0
-            with contextlib.suppress(Exception):
-                client.socket() and client.socket().close()  # type: ignore[union-attr]
+            with contextlib.suppress(OSError):
+                raw_sock.close()  # paho's own clean-up is not needed: this client is dropped
 
     def _bind_callbacks(self, session: _Session, session_id: int) -> None:
         def on_connect(
