@@ -22,7 +22,8 @@ Layers, bottom up, each usable alone:
   echo, an information line, its final result code, a URC, or an unknown
   unsolicited line.
 * ``AtChannel`` owns the port (any pyserial URL: ``/dev/serial/by-id/...``,
-  ``socket://host:port``, ``loop://``, ``spy://...``), runs the one reader
+  ``socket://host:port``, ``loop://``, ``spy://...``, ``record://...`` from
+  ``drivers.urlhandler``), runs the one reader
   thread, serialises commands and calls back with URCs, problems and a lost
   port.
 
@@ -46,6 +47,10 @@ from typing import Protocol, TypeVar, cast
 import serial
 
 from drivers.privacy import mask_digit_runs
+
+# Our own URL handlers (record://) next to pyserial's; once, however often this is imported.
+if "drivers.urlhandler" not in serial.protocol_handler_packages:
+    serial.protocol_handler_packages.append("drivers.urlhandler")
 
 logger = logging.getLogger("edge112.drivers.at")
 

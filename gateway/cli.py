@@ -103,6 +103,13 @@ def cmd_sim_gsm(args: argparse.Namespace) -> int:
     return sim_cli.run(args)
 
 
+def cmd_sim_replay(args: argparse.Namespace) -> int:
+    import drivers.simulated.replay_cli as replay_cli
+
+    setup_logging(args.log_level or "info")
+    return replay_cli.run_replay(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="edge112", description="Edge gateway for 112 emergency call centers."
@@ -135,6 +142,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     sim_cli.add_arguments(sim_gsm)
     sim_gsm.set_defaults(func=cmd_sim_gsm)
+    sim_replay = sim.add_parser("replay", help="a recorded modem transcript on a pseudo-terminal")
+    import drivers.simulated.replay_cli as replay_cli
+
+    replay_cli.add_replay_arguments(sim_replay)
+    sim_replay.set_defaults(func=cmd_sim_replay)
 
     from gateway.audio import cli as audio_cli
 
