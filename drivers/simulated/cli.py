@@ -98,7 +98,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{PROG}: {exc}", file=sys.stderr)
         return EXIT_USAGE
     stop = threading.Event()
-    with _stopped_by_signals(stop):
+    with stopped_by_signals(stop):
         try:
             modem = SimulatedGsmModem(
                 args.link,
@@ -149,7 +149,7 @@ def _print_call(call: PlacedCall) -> None:
 
 
 @contextlib.contextmanager
-def _stopped_by_signals(stop: threading.Event) -> Iterator[None]:
+def stopped_by_signals(stop: threading.Event) -> Iterator[None]:
     """SIGINT and SIGTERM set ``stop`` (only the main thread can install handlers)."""
 
     def handle(_signum: int, _frame: FrameType | None) -> None:

@@ -52,7 +52,6 @@ import re
 import select
 import threading
 import time
-import tty
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
@@ -60,7 +59,7 @@ from pathlib import Path
 from typing import Any
 
 from drivers.simulated.caller_audio import AudioLog, AudioSegment, CallerVoice, check_digits
-from drivers.simulated.links import remove_link, replace_link
+from drivers.simulated.links import open_linked_pty, remove_link
 from drivers.simulated.voice_port import SimulatedVoicePort
 from gateway.events import Presentation
 
@@ -351,13 +350,8 @@ class SimulatedGsmModem:
         self._live: _LiveCall | None = None
         self._sequence = 0
         self._reset_settings()
-        self._master, self._slave = os.openpty()
-        tty.setraw(self._slave)  # no echo, no CR/LF translation by the line discipline
-        os.set_blocking(self._master, False)
-        self.device = os.ttyname(self._slave)
-        self.link = Path(link)
+        self._master, self._slave, self.device, self.link = open_linked_pty(link)
         try:
-            replace_link(self.link, self.device)
             self._voice_port = self._open_voice_port(audio_link)
         except OSError:
             remove_link(self.link, self.device)

@@ -42,12 +42,11 @@ import re
 import select
 import threading
 import time
-import tty
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from drivers.at_channel import LineRole, PendingCommand, classify_line, decode_line
-from drivers.simulated.links import remove_link, replace_link
+from drivers.simulated.links import open_linked_pty, remove_link
 from drivers.transcript import Direction, Transcript
 
 logger = logging.getLogger("edge112.drivers.simulated")
@@ -224,17 +223,7 @@ class ReplayedModem:
         self._started_at: float | None = None
         self._next_item = 0
         self._stopped = threading.Event()
-        self._master, self._slave = os.openpty()
-        tty.setraw(self._slave)
-        os.set_blocking(self._master, False)
-        self.device = os.ttyname(self._slave)
-        self.link = Path(link)
-        try:
-            replace_link(self.link, self.device)
-        except OSError:
-            os.close(self._master)
-            os.close(self._slave)
-            raise
+        self._master, self._slave, self.device, self.link = open_linked_pty(link)
         if not self.script.timeline:
             self.done.set()
         self._thread = threading.Thread(target=self._serve, name="edge112-replay", daemon=True)

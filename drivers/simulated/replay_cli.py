@@ -24,7 +24,7 @@ import sys
 import threading
 from pathlib import Path
 
-from drivers.simulated.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, _stopped_by_signals
+from drivers.simulated.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, stopped_by_signals
 from drivers.simulated.replay import ReplayedModem
 from drivers.transcript import TranscriptError, read_transcript
 
@@ -60,7 +60,7 @@ def run_replay(args: argparse.Namespace) -> int:
         print(f"{PROG}: bad transcript: {exc}", file=sys.stderr)
         return EXIT_USAGE
     stop = threading.Event()
-    with _stopped_by_signals(stop):
+    with stopped_by_signals(stop):
         try:
             modem = ReplayedModem(transcript, args.link, speed=args.speed)
         except OSError as exc:

@@ -23,12 +23,11 @@ import os
 import select
 import threading
 import time
-import tty
 from collections.abc import Callable
 from pathlib import Path
 
 from drivers.simulated.caller_audio import FRAME_S, CallerVoice
-from drivers.simulated.links import remove_link, replace_link
+from drivers.simulated.links import open_linked_pty, remove_link
 
 logger = logging.getLogger("edge112.drivers.simulated")
 
@@ -48,17 +47,7 @@ class SimulatedVoicePort:
         self._stopped = threading.Event()
         self._fd_lock = threading.Lock()
         self._unsent = b""  # the tail of a frame the PTY did not take yet
-        self._master, self._slave = os.openpty()
-        tty.setraw(self._slave)
-        os.set_blocking(self._master, False)
-        self.device = os.ttyname(self._slave)
-        self.link = Path(link)
-        try:
-            replace_link(self.link, self.device)
-        except OSError:
-            os.close(self._master)
-            os.close(self._slave)
-            raise
+        self._master, self._slave, self.device, self.link = open_linked_pty(link)
         self._thread = threading.Thread(target=self._serve, name="edge112-sim-voice", daemon=True)
         self._thread.start()
 
