@@ -50,7 +50,8 @@ log = logging.getLogger("edge112.forwarder")
 STATUS_ONLINE = b"online"
 STATUS_OFFLINE = b"offline"
 CONNACK_TIMEOUT_S = 10.0
-SHUTDOWN_DRAIN_S = 1.5
+SHUTDOWN_DRAIN_S = 1.5  # on a clean stop, keep sending what is queued this long
+STATUS_GOODBYE_S = 0.5  # then wait this long for the broker to take the retained offline
 MISC_INTERVAL_S = 1.0
 MEMORY_TAIL_MAX = 5_000  # rows held in memory per priority before falling back to the database
 FRESH_MAX = 10_000  # committed rows waiting for the forwarder thread to pick them up
@@ -430,16 +431,30 @@ class Forwarder:
                 next_misc = now + MISC_INTERVAL_S
                 if session.client.loop_misc() != MQTTErrorCode.MQTT_ERR_SUCCESS:
                     raise SessionEnded("keepalive failed")
-        self._say_goodbye(session, session_id)
+        self._say_goodbye(session, session_id, reader)
 
-    def _say_goodbye(self, session: _Session, session_id: int) -> None:
-        """Clean stop: wait briefly for PUBACKs, publish retained offline, disconnect."""
-        deadline = time.monotonic() + SHUTDOWN_DRAIN_S
+    def _say_goodbye(self, session: _Session, session_id: int, reader: OutboxReader) -> None:
+        """Clean stop: send what is still queued (briefly), publish retained offline, disconnect.
+
+        The drivers stop before the forwarder, so their last events (a line going
+        down, a call cut short) are usually committed just now; they go out here
+        if the broker takes them within ``SHUTDOWN_DRAIN_S``, else on the next start.
+        """
+        drain_deadline = time.monotonic() + SHUTDOWN_DRAIN_S
         with contextlib.suppress(SessionEnded, OSError):
+            while time.monotonic() < drain_deadline:
+                self._settle_deleted(session, session_id)
+                published = self.stats.published
+                self._fill_window(session, reader)
+                if not session.inflight and self.stats.published == published:
+                    break  # nothing in flight and nothing left to send
+                self._io(session, 0.05)
+                self._flush_acks(session, session_id)
+            status_deadline = time.monotonic() + STATUS_GOODBYE_S
             session.status_mids.add(
                 self._publish(session, self._status_topic, STATUS_OFFLINE, True)
             )
-            while (session.inflight or session.status_mids) and time.monotonic() < deadline:
+            while session.status_mids and time.monotonic() < status_deadline:
                 self._io(session, 0.05)
                 self._flush_acks(session, session_id)
             session.client.disconnect()
