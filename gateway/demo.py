@@ -19,6 +19,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, TextIO
 
+from drivers.privacy import mask_number
 from drivers.simulated.audio_signals import speech_like, to_pcm
 from drivers.simulated.gsm_modem import PlacedCall, SimulatedGsmModem
 from drivers.simulated.scenario import Scenario, play, random_calls
@@ -36,7 +37,6 @@ from gateway.consumer import FeedMonitor
 from gateway.daemon import Gateway
 from gateway.events import TOPIC_ROOT
 from gateway.ids import uuid7_str
-from gateway.logs import mask_number
 
 DEMO_REGION = "64.74"  # Kota Bontang
 MODEMS = (("gsm0", "quectel_ec25"), ("gsm1", "simcom_sim7600"))

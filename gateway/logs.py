@@ -14,7 +14,10 @@ import os
 import re
 import sys
 
-_PHONE = re.compile(r"(?<![\w.:-])(\+?\d{3,4})(\d{3,9})(\d{2})(?![\w.:-])")
+from drivers.privacy import mask_number
+
+# A phone-number-like run standing alone: not inside an id, a path, a time or a version.
+_PHONE = re.compile(r"(?<![\w./:-])\+?\d{7,15}(?![\w./:-])")
 _SYSLOG_PRIORITY = {
     logging.DEBUG: 7,
     logging.INFO: 6,
@@ -24,18 +27,9 @@ _SYSLOG_PRIORITY = {
 }
 
 
-def mask_number(number: str | None) -> str:
-    """``+6281234567890`` -> ``+628*******90``; None -> ``-``."""
-    if not number:
-        return "-"
-    keep_head = 4 if number.startswith("+") else 3
-    if len(number) <= keep_head + 2:
-        return "*" * len(number)
-    return number[:keep_head] + "*" * (len(number) - keep_head - 2) + number[-2:]
-
-
 def mask_text(text: str) -> str:
-    return _PHONE.sub(lambda m: m.group(1) + "*" * len(m.group(2)) + m.group(3), text)
+    """Mask every stand-alone phone-number-like run in ``text`` (``drivers.privacy`` style)."""
+    return _PHONE.sub(lambda match: mask_number(match.group()), text)
 
 
 class MaskingFormatter(logging.Formatter):
