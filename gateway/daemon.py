@@ -14,6 +14,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Protocol
 
+from drivers.audio_port import AudioSinkFactory
 from firmware_py import watchdog
 from gateway.config import Config, ModemSettings
 from gateway.events import Event, GatewayAlarm, encode, topic_for
@@ -35,19 +36,16 @@ class LineDriver(Protocol):
     def stop(self) -> None: ...
 
 
-DriverFactory = Callable[[ModemSettings, Callable[[Event], None], Config], LineDriver]
+DriverFactory = Callable[
+    [ModemSettings, Callable[[Event], None], AudioSinkFactory | None], LineDriver
+]
 
 
 def gsm_driver_factory(
-    settings: ModemSettings, emit: Callable[[Event], None], config: Config
+    settings: ModemSettings, emit: Callable[[Event], None], sinks: AudioSinkFactory | None
 ) -> LineDriver:
     from drivers.gsm.modem import GsmModemDriver
 
-    sinks = None
-    if settings.audio_port:
-        from gateway.audio.pipeline import pipeline_factory
-
-        sinks = pipeline_factory(config.audio, emit, protected=(Path(config.outbox.path),))
     return GsmModemDriver(
         settings.name,
         settings.port,
@@ -55,7 +53,7 @@ def gsm_driver_factory(
         answer_after_rings=settings.answer_after_rings,
         caller_id_grace_s=settings.caller_id_grace_ms / 1000,
         audio_url=settings.audio_port,
-        audio_sink_factory=sinks,
+        audio_sink_factory=sinks if settings.audio_port else None,
     )
 
 
@@ -75,7 +73,15 @@ class Gateway:
             on_unkept=self._publish_unkept,
         )
         self.forwarder = Forwarder(self.outbox, config.mqtt, gateway_id=gateway_id, region=region)
-        self.drivers = [driver_factory(modem, self.emit, config) for modem in config.modems]
+        sinks = self._audio_sinks() if any(m.audio_port for m in config.modems) else None
+        self.drivers = [driver_factory(modem, self.emit, sinks) for modem in config.modems]
+
+    def _audio_sinks(self) -> AudioSinkFactory:
+        """One audio pipeline factory (one recording store, one prompt) for every line."""
+        from gateway.audio.pipeline import pipeline_factory
+
+        protected = (Path(self.config.outbox.path),)
+        return pipeline_factory(self.config.audio, self.emit, protected=protected)
 
     def emit(self, event: Event) -> None:
         """Hand an event to the outbox (returns at once; the writer commits it)."""

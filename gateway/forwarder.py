@@ -34,6 +34,7 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,7 +76,9 @@ class ForwarderStats:
     history: list[str] = field(default_factory=list)
 
 
-def backoff_delays(minimum: float, maximum: float, rng: random.Random | None = None) -> Any:
+def backoff_delays(
+    minimum: float, maximum: float, rng: random.Random | None = None
+) -> Iterator[float]:
     """Exponential backoff with equal jitter: each delay is in [d/2, d], d doubling to max."""
     rng = rng or random.Random()
     delay = minimum
@@ -93,7 +96,6 @@ class _Session:
         self.window = window
         self.connack: ReasonCode | None = None
         self.inflight: dict[int, int] = {}  # mid -> seq
-        self.early_acks: dict[int, ReasonCode] = {}  # PUBACK seen before publish() returned
         self.acked: list[int] = []  # seqs acknowledged, DELETE not yet requested
         self.awaiting_delete = 0
         self.cursors: dict[int, int] = {int(p): 0 for p in Priority}
@@ -248,7 +250,7 @@ class Forwarder:
         raw_sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self._session_id += 1
         session = _Session(client, raw_sock, self.settings.inflight_window)
-        self._bind_callbacks(session, self._session_id)
+        self._bind_callbacks(session)
         try:
             self._await_connack(session)
             self.stats.connected = True
@@ -262,7 +264,7 @@ class Forwarder:
             with contextlib.suppress(OSError):
                 raw_sock.close()  # paho's own clean-up is not needed: this client is dropped
 
-    def _bind_callbacks(self, session: _Session, session_id: int) -> None:
+    def _bind_callbacks(self, session: _Session) -> None:
         def on_connect(
             _client: mqtt.Client, _userdata: Any, _flags: Any, reason: ReasonCode, _props: Any
         ) -> None:
@@ -305,8 +307,8 @@ class Forwarder:
             session.status_mids.discard(mid)
             return
         seq = session.inflight.pop(mid, None)
-        if seq is None:
-            session.early_acks[mid] = reason
+        if seq is None:  # PUBACKs are read in this thread, after publish() returned the mid
+            log.debug("PUBACK for unknown mid %d ignored", mid)
             return
         if reason.is_failure:
             self.stats.refused_by_broker += 1
@@ -331,12 +333,8 @@ class Forwarder:
                 if len(rows) < room:
                     session.live.add(priority)
             for row in rows:
-                mid = self._publish(session, row.topic, row.payload, False)
+                session.inflight[self._publish(session, row.topic, row.payload, False)] = row.seq
                 session.cursors[priority] = row.seq
-                early = session.early_acks.pop(mid, None)
-                session.inflight[mid] = row.seq
-                if early is not None:
-                    self._on_puback(session, mid, early)
 
     def _take_fresh(self, session: _Session) -> None:
         """Move rows the writer just committed to the tails of live priorities.
