@@ -198,6 +198,8 @@ def _run(
     deadline = time.monotonic() + MAX_TALK_S + 30 * RING_INTERVAL_S
     while not all(call.done for call in placed) and time.monotonic() < deadline:
         time.sleep(0.1)
+    # The simulators are done; give the gateway the moment it needs to see the last hang-ups.
+    monitor.wait_for(lambda m: not _calls_in_progress(m, gateway_id), DRAIN_TIMEOUT_S)
     gateway.stop_drivers()
     for modem in modems:
         modem.close()  # calls still queued in a simulator never rang: cancelled
@@ -213,6 +215,14 @@ def _run(
     gateway.stop()
     monitor.stop()
     return _summary(say, monitor, gateway_id, next_seq - 1, committed, placed)
+
+
+def _calls_in_progress(monitor: FeedMonitor, gateway_id: str) -> set[str]:
+    """Calls offered to the subscriber that have not ended yet."""
+    started = {e["data"]["call_id"] for e in monitor.events_of(gateway_id, "call.offered")}
+    for kind in ("call.ended", "call.abandoned"):
+        started -= {e["data"]["call_id"] for e in monitor.events_of(gateway_id, kind)}
+    return started
 
 
 def _summary(
