@@ -78,6 +78,7 @@ class OutboxSettings:
     synchronous: str = "full"
     max_mb: float = 512.0
     group_commit_max: int = 500
+    held_max: int = 1000
 
     @property
     def max_bytes(self) -> int:
@@ -106,6 +107,7 @@ class AudioSettings:
     silent_prompt_after_s: float = 5.0
     silent_listen_s: float = 10.0
     ring_buffer_s: float = 30.0
+    min_free_mb: float = 64.0
 
 
 @dataclass(frozen=True)
@@ -187,6 +189,7 @@ _AUDIO_KEYS: dict[str, Check] = {
     "silent_prompt_after_s": _number(0.5, 600),
     "silent_listen_s": _number(1, 600),
     "ring_buffer_s": _number(1, 600),
+    "min_free_mb": _number(0, 1_000_000),
 }
 _SECTIONS: dict[str, dict[str, Check]] = {
     "gateway": {
@@ -214,6 +217,7 @@ _SECTIONS: dict[str, dict[str, Check]] = {
         "synchronous": _choice("full", "normal"),
         "max_mb": _number(1, 1_000_000),
         "group_commit_max": _number(1, 100_000, integer=True),
+        "held_max": _number(1, 100_000, integer=True),
     },
     "audio": _AUDIO_KEYS,
 }

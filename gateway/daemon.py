@@ -70,6 +70,7 @@ class Gateway:
             synchronous=config.outbox.synchronous,
             max_bytes=config.outbox.max_bytes,
             group_commit_max=config.outbox.group_commit_max,
+            held_max=config.outbox.held_max,
             on_unkept=self._publish_unkept,
         )
         self.forwarder = Forwarder(self.outbox, config.mqtt, gateway_id=gateway_id, region=region)

@@ -298,3 +298,16 @@ _COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
 @functools.lru_cache(maxsize=64)
 def _json_string(text: str) -> str:
     return json.dumps(text)
+
+
+def decode(payload: bytes | str) -> Event:
+    """The event an envelope describes (the inverse of ``encode``, without its seq).
+
+    Used to read back events the gateway wrote itself (the held-event
+    journal). Raises ``ValueError``, ``KeyError`` or ``TypeError`` on anything
+    else.
+    """
+    document = json.loads(payload)
+    cls = EVENT_CLASSES[EventType(document["type"])]
+    observed = datetime.strptime(document["ts"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    return cls(event_id=document["event_id"], observed_at=observed, **document["data"])

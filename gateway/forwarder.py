@@ -18,6 +18,14 @@ session queue on its own, paho #492)::
   ``reconnect_max_s``. TCP_NODELAY on the socket (paho leaves Nagle on).
 * The Last Will is a retained ``offline`` on the status topic; a clean stop
   publishes ``offline`` itself before disconnecting.
+* Events the outbox *holds* because its disk refuses writes
+  (``gateway.outbox_faults``) are published from memory with seq 0; each one
+  the broker acknowledges is released, so it is not stored later as well
+  (unless the disk recovers first: then it arrives again with its seq, same
+  ``event_id``).
+* A read of the outbox that fails (the disk is failing, the file cannot be
+  opened) does not stop the forwarder: held events still go out, and the
+  read is tried again; the reader is reopened when the outbox reopens its file.
 * Nothing here touches paho from another thread: other threads only write a
   byte to the wake-up pipe.
 """
@@ -31,6 +39,7 @@ import os
 import random
 import select
 import socket
+import sqlite3
 import ssl
 import threading
 import time
@@ -102,6 +111,9 @@ class _Session:
         self.last_progress = time.monotonic()
         self.refused: str | None = None
         self.status_mids: set[int] = set()
+        self.held_mids: dict[int, str] = {}  # mid -> event_id of a held event sent from memory
+        self.held_sent: set[str] = set()
+        self.held_version = -1
         # A priority is "live" once a database fetch found nothing past its cursor:
         # from then on every new row of it arrives through the commit listener, so
         # the forwarder serves it from memory instead of reading it back.
@@ -113,6 +125,10 @@ class _Session:
     @property
     def unsettled(self) -> int:
         return len(self.inflight) + len(self.acked) + self.awaiting_delete
+
+    @property
+    def awaiting_puback(self) -> bool:
+        return bool(self.inflight or self.held_mids)
 
 
 class Forwarder:
@@ -189,7 +205,7 @@ class Forwarder:
     # ------------------------------------------------------------ forwarder thread
 
     def _run(self) -> None:
-        reader = self.outbox.reader()
+        reader = _ResilientReader(self.outbox)
         delays = backoff_delays(self.settings.reconnect_min_s, self.settings.reconnect_max_s)
         try:
             while not self._stop.is_set():
@@ -199,7 +215,8 @@ class Forwarder:
                         self.settings.reconnect_min_s, self.settings.reconnect_max_s
                     )
                 except (SessionEnded, OSError, ssl.SSLError, ValueError) as reason:
-                    self._note(f"connection ended: {reason}")
+                    if not self._stop.is_set():  # a stop mid-connect is not a broker fault
+                        self._note(f"connection ended: {reason}")
                 self.stats.connected = False
                 self.stats.connected_since = None
                 if self._stop.is_set():
@@ -238,7 +255,7 @@ class Forwarder:
             )
         return client
 
-    def _session(self, reader: OutboxReader) -> None:
+    def _session(self, reader: _ResilientReader) -> None:
         client = self._new_client()
         kwargs: dict[str, Any] = {"keepalive": self.settings.keepalive_s}
         if self.settings.protocol == "5":
@@ -306,6 +323,11 @@ class Forwarder:
         if mid in session.status_mids:
             session.status_mids.discard(mid)
             return
+        event_id = session.held_mids.pop(mid, None)
+        if event_id is not None:
+            if not reason.is_failure:
+                self.outbox.held.discard([event_id])
+            return
         seq = session.inflight.pop(mid, None)
         if seq is None:  # PUBACKs are read in this thread, after publish() returned the mid
             log.debug("PUBACK for unknown mid %d ignored", mid)
@@ -316,7 +338,7 @@ class Forwarder:
             return
         session.acked.append(seq)
 
-    def _fill_window(self, session: _Session, reader: OutboxReader) -> None:
+    def _fill_window(self, session: _Session, reader: _ResilientReader) -> None:
         self._take_fresh(session)
         for priority in sorted(session.cursors):
             room = session.window - session.unsettled
@@ -329,12 +351,27 @@ class Forwarder:
                     tail.popleft()
                 rows = [tail.popleft() for _ in range(min(room, len(tail)))]
             else:
-                rows = reader.fetch_after(priority, cursor, room)
+                fetched = reader.fetch_after(priority, cursor, room)
+                if fetched is None:
+                    continue  # the outbox cannot be read now: held events still go out
+                rows = fetched
                 if len(rows) < room:
                     session.live.add(priority)
             for row in rows:
                 session.inflight[self._publish(session, row.topic, row.payload, False)] = row.seq
                 session.cursors[priority] = row.seq
+
+    def _send_held(self, session: _Session) -> None:
+        """Publish (seq 0, from memory) the events the outbox holds and has not stored yet."""
+        held = self.outbox.held
+        if held.version == session.held_version:
+            return
+        session.held_version = held.version
+        for item in held.snapshot():
+            if item.event.event_id not in session.held_sent:
+                mid = self._publish(session, item.topic, item.payload, False)
+                session.held_mids[mid] = item.event.event_id
+                session.held_sent.add(item.event.event_id)
 
     def _take_fresh(self, session: _Session) -> None:
         """Move rows the writer just committed to the tails of live priorities.
@@ -402,7 +439,7 @@ class Forwarder:
             if rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
                 raise SessionEnded(f"write failed: {mqtt.error_string(rc)}")
 
-    def _pump(self, session: _Session, reader: OutboxReader) -> None:
+    def _pump(self, session: _Session, reader: _ResilientReader) -> None:
         session_id = self._session_id
         next_misc = time.monotonic() + MISC_INTERVAL_S
         while not self._stop.is_set():
@@ -410,6 +447,7 @@ class Forwarder:
             while self._direct:
                 topic, payload = self._direct.popleft()
                 session.status_mids.add(self._publish(session, topic, payload, False))
+            self._send_held(session)
             self._fill_window(session, reader)
             self.stats.inflight = session.unsettled
             self._io(session, 0.5)
@@ -417,13 +455,14 @@ class Forwarder:
             if session.refused:
                 raise SessionEnded(session.refused)
             now = time.monotonic()
-            if session.inflight and now - session.last_progress > self.settings.ack_timeout_s:
+            stalled = now - session.last_progress > self.settings.ack_timeout_s
+            if session.awaiting_puback and stalled:
                 self.stats.ack_timeouts += 1
                 raise SessionEnded(
                     f"no PUBACK for {self.settings.ack_timeout_s:g} s with "
-                    f"{len(session.inflight)} in flight"
+                    f"{len(session.inflight) + len(session.held_mids)} in flight"
                 )
-            if not session.inflight:
+            if not session.awaiting_puback:
                 session.last_progress = now
             if now >= next_misc:
                 next_misc = now + MISC_INTERVAL_S
@@ -431,7 +470,7 @@ class Forwarder:
                     raise SessionEnded("keepalive failed")
         self._say_goodbye(session, session_id, reader)
 
-    def _say_goodbye(self, session: _Session, session_id: int, reader: OutboxReader) -> None:
+    def _say_goodbye(self, session: _Session, session_id: int, reader: _ResilientReader) -> None:
         """Clean stop: send what is still queued (briefly), publish retained offline, disconnect.
 
         The drivers stop before the forwarder, so their last events (a line going
@@ -443,8 +482,9 @@ class Forwarder:
             while time.monotonic() < drain_deadline:
                 self._settle_deleted(session, session_id)
                 published = self.stats.published
+                self._send_held(session)
                 self._fill_window(session, reader)
-                if not session.inflight and self.stats.published == published:
+                if not session.awaiting_puback and self.stats.published == published:
                     break  # nothing in flight and nothing left to send
                 self._io(session, 0.05)
                 self._flush_acks(session, session_id)
@@ -458,3 +498,42 @@ class Forwarder:
             session.client.disconnect()
             session.client.loop_write()
         log.info("disconnected from %s", self.settings.url)
+
+
+class _ResilientReader:
+    """The forwarder's read side of the outbox, which survives a disk that fails under it.
+
+    A failed read returns None (logged once per distinct error) instead of
+    raising; the connection is reopened after a failure and whenever the
+    outbox reopened its own file (a storage fault ended).
+    """
+
+    def __init__(self, outbox: Outbox) -> None:
+        self._outbox = outbox
+        self._reader: OutboxReader | None = None
+        self._epoch = -1
+        self._last_error = ""
+
+    def fetch_after(self, priority: int, after_seq: int, limit: int) -> list[PendingRow] | None:
+        try:
+            if self._reader is None or self._epoch != self._outbox.epoch:
+                self.close()
+                self._epoch = self._outbox.epoch
+                self._reader = self._outbox.reader()
+            rows = self._reader.fetch_after(priority, after_seq, limit)
+        except (sqlite3.Error, OSError) as error:
+            if str(error) != self._last_error:
+                self._last_error = str(error)
+                log.error("cannot read the outbox (held events are still sent): %s", error)
+            self.close()
+            return None
+        if self._last_error:
+            log.warning("the outbox can be read again")
+            self._last_error = ""
+        return rows
+
+    def close(self) -> None:
+        if self._reader is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._reader.close()
+            self._reader = None

@@ -19,9 +19,18 @@ Data flow::
 * Size budget: above ``max_bytes`` the oldest telemetry is shed first, and a
   ``gateway.alarm`` lists the seqs shed. Call events and alarms are never
   evicted; when only they remain, new telemetry is refused (with an alarm) and
-  call events are still taken. If the disk itself refuses a write, the
-  submitter gets :class:`OutboxWriteFailed` and the ``on_unkept`` callback
-  hears exactly which event could not be kept.
+  call events are still taken.
+* Storage faults (``gateway.outbox_faults``): when the disk refuses a write
+  (ENOSPC, EDQUOT, EIO, EROFS, at any write site: insert, delete, the seq
+  reservation, opening or migrating the file), the writer keeps running. It
+  gives up its space reserve on a full disk and tries again; call events and
+  alarms it still cannot store are *held* in memory (and in a journal file
+  allocated in advance) and sent by the forwarder from memory with seq 0;
+  telemetry is announced as ``event_not_kept`` through ``on_unkept``. The
+  writer retries every ``HELD_RETRY_S``; the first write that succeeds
+  stores the held events with their seq and a ``storage_recovered`` alarm.
+  If the file cannot even be opened at start, the outbox starts anyway in
+  that state, and the forwarder sends what the file already holds.
 * On start: ``PRAGMA integrity_check``. A damaged file is moved aside, every
   row that can still be read is copied into a fresh file with its original
   seq and bytes, and an alarm reports what was recovered.
@@ -47,6 +56,16 @@ from gateway.events import (
     Priority,
     encode,
     topic_for,
+)
+from gateway.outbox_faults import (
+    HELD_RETRY_S,
+    RESERVE_BYTES,
+    HeldEvents,
+    HeldJournal,
+    SpaceReserve,
+    StorageFault,
+    classify,
+    is_damage,
 )
 from gateway.outbox_recovery import (
     COLUMNS,
@@ -76,6 +95,11 @@ class TelemetryRefused(OutboxError):
 
 class OutboxWriteFailed(OutboxError):
     """SQLite could not commit the event (disk full, I/O error); it is not kept."""
+
+
+class EventHeld(OutboxWriteFailed):
+    """The disk refused the event; it is held in memory (and the journal) until it is stored
+    or the broker has it. Not lost, but not committed either."""
 
 
 _RESOLVED = threading.Condition()  # one for all submissions: no Event per event
@@ -168,6 +192,8 @@ class Outbox:
         synchronous: str = "full",
         max_bytes: int = 512 * 1024 * 1024,
         group_commit_max: int = 500,
+        held_max: int = 1000,
+        reserve_bytes: int = RESERVE_BYTES,
         on_unkept: Callable[[GatewayAlarm], None] | None = None,
     ) -> None:
         self.path = Path(path)
@@ -184,6 +210,8 @@ class Outbox:
             "refused": 0,
             "write_failures": 0,
             "transactions": 0,
+            "held": 0,
+            "not_kept": 0,
         }
         self.startup_alarms: list[GatewayAlarm] = []
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
@@ -199,34 +227,67 @@ class Outbox:
         self._type_infos: dict[type, tuple[int, str, str]] = {}
         self._written: list[tuple[Any, ...]] = []  # inserts of the open transaction, written
         self._durable = synchronous == "full"
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._reservation = SeqReservation(self.path.with_name(self.path.name + ".seq"))
-        self._conn = self._open_checked()
-        self._next_seq = int(
-            self._conn.execute("SELECT value FROM meta WHERE key='next_seq'").fetchone()[0]
+        self._reservation = SeqReservation(self._beside(".seq"))
+        self._reserve = SpaceReserve(self._beside(".reserve"), reserve_bytes)
+        self.held = HeldEvents(
+            HeldJournal(self._beside(".held")), gateway_id=gateway_id, region=region, limit=held_max
         )
-        self._reservation.cover(self._next_seq)
-        self._pending_bytes = int(
-            self._conn.execute("SELECT coalesce(sum(size), 0) FROM events").fetchone()[0]
-        )
-        for alarm in self.startup_alarms:
-            self._queue.put(Submission(alarm))
+        # Storage fault in progress (None when the disk takes writes), since when, what it cost.
+        self.fault: StorageFault | None = None
+        self._fault_since = 0.0
+        self._fault_counts = {"held": 0, "not_kept": 0, "reserve_released": 0}
+        self.epoch = 0  # bumped each time the write connection is (re)opened
+        self._conn: sqlite3.Connection | None = None
+        self._next_seq = 0
+        self._pending_bytes = 0
+        self._recover_held()
+        try:
+            self._open_writable()
+        except (sqlite3.Error, OSError) as error:
+            if not self._retry_after_releasing_reserve(error):
+                self._enter_fault(classify(error), "opening the outbox")
+        self._reserve.take()
         self._writer = threading.Thread(target=self._write_loop, name="outbox-writer", daemon=True)
         self._writer.start()
 
+    def _beside(self, suffix: str) -> Path:
+        return self.path.with_name(self.path.name + suffix)
+
     # ------------------------------------------------------------ opening
 
+    def _open_writable(self) -> None:
+        """Open (or create, migrate, recover) the file for writing; raises on a storage fault."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = self._open_checked()
+        try:
+            next_seq = int(
+                conn.execute("SELECT value FROM meta WHERE key='next_seq'").fetchone()[0]
+            )
+            self._reservation.cover(next_seq)
+            pending = int(conn.execute("SELECT coalesce(sum(size), 0) FROM events").fetchone()[0])
+        except BaseException:
+            conn.close()
+            raise
+        self._conn, self._next_seq, self._pending_bytes = conn, next_seq, pending
+        self._durable = self.synchronous == "full"
+        self.epoch += 1
+
     def _open_checked(self) -> sqlite3.Connection:
+        conn = None
         try:
             conn = connect(self.path, synchronous=self.synchronous)
             verdict = [row[0] for row in conn.execute("PRAGMA integrity_check")]
             if verdict != ["ok"]:
                 conn.close()
-                raise sqlite3.DatabaseError("; ".join(verdict[:5]))
+                return self._recover("; ".join(verdict[:5]))
             migrate(conn)
             return conn
-        except sqlite3.DatabaseError as damage:
-            return self._recover(str(damage))
+        except sqlite3.DatabaseError as error:
+            if conn is not None:
+                conn.close()
+            if not is_damage(error):
+                raise  # the disk refuses (full, read-only, I/O): not the file's fault
+            return self._recover(str(error))
 
     def _recover(self, damage: str) -> sqlite3.Connection:
         conn, alarm = recover(
@@ -234,6 +295,39 @@ class Outbox:
         )
         self.startup_alarms.append(alarm)
         return conn
+
+    def _recover_held(self) -> None:
+        """Queue again the events a previous process held when it died during a fault."""
+        count, events = self.held.recover()
+        self.held.journal.open()
+        if not count:
+            if self.held.journal.ready:
+                self.held.journal.write(0, [])
+            return
+        refused = self.held.add_many(events)
+        lost = count - len(events) + len(refused)
+        log.critical(
+            "a previous run held %d events when it stopped; %d read back, %d lost",
+            count,
+            len(events),
+            lost,
+        )
+        self.startup_alarms.append(
+            GatewayAlarm(
+                code="held_events_recovered",
+                severity=AlarmSeverity.CRITICAL if lost else AlarmSeverity.WARNING,
+                message=f"the previous run stopped while its disk refused writes, holding {count} "
+                f"events in memory; {len(events) - len(refused)} were read back from "
+                f"{self.held.journal.path} and queued again"
+                + (f"; {lost} could not be read back and are lost" if lost else ""),
+                detail={
+                    "held": count,
+                    "recovered": len(events) - len(refused),
+                    "lost": lost,
+                    "event_ids": [event.event_id for event in events],
+                },
+            )
+        )
 
     # ------------------------------------------------------------ producers
 
@@ -286,13 +380,15 @@ class Outbox:
         if self._closed or not self._write_lock.acquire(blocking=False):
             return False
         try:
+            if self._conn is None or self.fault is not None:
+                return False  # let the writer deal with the disk
             bytes_before, acknowledged_before = self._pending_bytes, self.counters["acknowledged"]
             try:
                 self._set_durable(self.synchronous != "full")
                 self._conn.execute("BEGIN IMMEDIATE")
                 self._delete_acknowledged([_Acknowledge(seqs, None)])
                 self._conn.execute("COMMIT")
-            except sqlite3.Error:
+            except (sqlite3.Error, OSError):
                 with contextlib.suppress(sqlite3.Error):
                     self._conn.execute("ROLLBACK")
                 self._pending_bytes = bytes_before
@@ -311,10 +407,14 @@ class Outbox:
 
     def _write_loop(self) -> None:
         while True:
-            first = self._queue.get()
+            waiting = len(self.held) > 0 or self._conn is None
+            try:  # while the disk refuses writes, wake up to try again
+                first = self._queue.get(timeout=HELD_RETRY_S) if waiting else self._queue.get()
+            except queue.Empty:
+                first = None
             if first is _STOP:
                 return
-            batch = [first]
+            batch = [] if first is None else [first]
             stop_after = False
             while len(batch) < self.group_commit_max:
                 try:
@@ -326,14 +426,80 @@ class Outbox:
                     break
                 batch.append(item)
             with self._write_lock:
-                self._write_batch(batch)
+                try:
+                    self._write_batch(batch)
+                except Exception as error:  # a bug here must not stop every later event
+                    log.exception("outbox writer: unexpected failure, batch handled as unwritten")
+                    self._write_failed(classify(error), batch)
+                finally:
+                    for item in batch:
+                        if isinstance(item, _Barrier):
+                            item.done.set()
             if stop_after:
                 return
 
     def _write_batch(self, batch: list[Any]) -> None:
+        if self._conn is None:
+            try:
+                self._open_writable()
+            except (sqlite3.Error, OSError) as error:
+                if not self._retry_after_releasing_reserve(error):
+                    self._write_failed(classify(error), self._with_startup_alarms(batch))
+                    return
+        batch = self._with_startup_alarms(batch)
+        try:
+            self._commit_batch(batch)
+        except (sqlite3.Error, OSError) as error:
+            if self._retry_after_releasing_reserve(error):
+                batch = self._with_startup_alarms(batch)
+                try:
+                    self._commit_batch(batch)
+                    return
+                except (sqlite3.Error, OSError) as again:
+                    error = again
+            fault = classify(error)
+            if fault.kind in ("io_error", "read_only") and self._conn is not None:
+                with contextlib.suppress(sqlite3.Error):
+                    self._conn.close()
+                self._conn = None  # reopened on the next try: the old handle may be unusable
+            self._write_failed(fault, batch)
+
+    def _with_startup_alarms(self, batch: list[Any]) -> list[Any]:
+        """Alarms raised while opening (recovery, reserve released) go first in the batch."""
+        if not self.startup_alarms:
+            return batch
+        alarms, self.startup_alarms = self.startup_alarms, []
+        return [*(Submission(alarm) for alarm in alarms), *batch]
+
+    def _retry_after_releasing_reserve(self, error: BaseException) -> bool:
+        """On a full disk, give up the reserve file; True if that made room to try once more."""
+        if classify(error).kind != "disk_full" or not self._reserve.release():
+            return False
+        self._fault_counts["reserve_released"] += 1
+        try:
+            if self._conn is None:
+                self._open_writable()
+        except (sqlite3.Error, OSError):
+            return False
+        self.startup_alarms.append(
+            GatewayAlarm(
+                code="disk_full",
+                severity=AlarmSeverity.CRITICAL,
+                message=f"the disk holding {self.path} is full: released the outbox's "
+                f"{self._reserve.size} byte reserve to keep storing events; free space now",
+                detail={"path": str(self.path), "reserve_bytes": self._reserve.size},
+            )
+        )
+        return True
+
+    def _commit_batch(self, batch: list[Any]) -> None:
+        """One transaction: deletes, held events, new events, alarms. Raises on a storage fault
+        (everything rolled back)."""
+        assert self._conn is not None
         submissions = [item for item in batch if isinstance(item, Submission)]
         acks = [item for item in batch if isinstance(item, _Acknowledge)]
-        barriers = [item for item in batch if isinstance(item, _Barrier)]
+        held = self.held.snapshot()
+        recovered = self._recovery_alarm(held) if self.fault is not None else None
         committed: list[tuple[Submission, int]] = []
         refused: list[Submission] = []
         next_seq_before, bytes_before = self._next_seq, self._pending_bytes
@@ -341,15 +507,17 @@ class Outbox:
         # Deletes alone need no fsync: if power loss undoes them, those events are
         # sent again (duplicates, never loss). Any insert makes the commit durable,
         # and its WAL fsync covers the earlier unsynced deletes too.
-        self._set_durable(bool(submissions) or self.synchronous != "full")
         try:
+            self._set_durable(bool(submissions or held) or self.synchronous != "full")
             self._conn.execute("BEGIN IMMEDIATE")
             self._delete_acknowledged(acks)
-            for submission in submissions:
-                if self._make_room(submission.event):
-                    committed.append((submission, self._insert(submission.event)))
+            for item in [*(Submission(h.event) for h in held), *submissions]:
+                if self._make_room(item.event):
+                    committed.append((item, self._insert(item.event)))
                 else:
-                    refused.append(submission)
+                    refused.append(item)
+            if recovered is not None:
+                committed.append((Submission(recovered), self._insert(recovered)))
             for alarm in self._budget_alarms(refused):
                 committed.append((Submission(alarm), self._insert(alarm)))
             inserted = self._flush_rows()
@@ -358,34 +526,58 @@ class Outbox:
                     "UPDATE meta SET value=? WHERE key='next_seq'", (self._next_seq,)
                 )
             self._conn.execute("COMMIT")
-        except sqlite3.Error as error:
+        except BaseException:
             self._rows.clear()
             self._written.clear()
             with contextlib.suppress(sqlite3.Error):
                 self._conn.execute("ROLLBACK")
             self._next_seq, self._pending_bytes = next_seq_before, bytes_before
             self.counters = counters_before
-            self._write_failed(error, submissions, acks)
-        else:
-            self.counters["transactions"] += 1
-            self.counters["committed"] += len(committed)
-            with _RESOLVED:
-                for submission, seq in committed:
-                    submission._resolve(seq)
-                for submission in refused:
-                    submission._resolve(
-                        None, TelemetryRefused("outbox is full of call events; telemetry refused")
-                    )
-                _RESOLVED.notify_all()
-            for ack in acks:
-                if ack.on_done:
-                    self._call_safely(ack.on_done, ack.seqs)
-            if committed:
-                fresh = [PendingRow(row[0], row[1], row[2], row[4], row[5]) for row in inserted]
-                for listener in self._listeners:
-                    self._call_safely(listener, fresh)
-        for barrier in barriers:
-            barrier.done.set()
+            raise
+        self.counters["transactions"] += 1
+        self.counters["committed"] += len(committed)
+        if held:
+            self.held.discard([h.event.event_id for h in held])
+        if recovered is not None:
+            log.warning("%s", recovered.message)
+            self.fault = None
+            self._fault_counts = dict.fromkeys(self._fault_counts, 0)
+            self._reserve.take()
+        with _RESOLVED:
+            for submission, seq in committed:
+                submission._resolve(seq)
+            for submission in refused:
+                submission._resolve(
+                    None, TelemetryRefused("outbox is full of call events; telemetry refused")
+                )
+            _RESOLVED.notify_all()
+        for ack in acks:
+            if ack.on_done:
+                self._call_safely(ack.on_done, ack.seqs)
+        if committed:
+            fresh = [PendingRow(row[0], row[1], row[2], row[4], row[5]) for row in inserted]
+            for listener in self._listeners:
+                self._call_safely(listener, fresh)
+
+    def _recovery_alarm(self, held: list[Any]) -> GatewayAlarm:
+        assert self.fault is not None
+        counts = self._fault_counts
+        lasted = time.time() - self._fault_since
+        return GatewayAlarm(
+            code="storage_recovered",
+            severity=AlarmSeverity.WARNING,
+            message=f"outbox stores events again after {lasted:.0f} s ({self.fault.describe()}); "
+            f"{len(held)} held events stored now, {counts['not_kept']} events could not be kept",
+            detail={
+                "fault": self.fault.kind,
+                "code": self.fault.code,
+                "lasted_s": round(lasted, 3),
+                "held_stored": len(held),
+                "held_total": counts["held"],
+                "not_kept": counts["not_kept"],
+                "reserve_released": counts["reserve_released"],
+            },
+        )
 
     @staticmethod
     def _call_safely(callback: Callable[..., None], *args: Any) -> None:
@@ -395,16 +587,22 @@ class Outbox:
         except Exception:
             log.exception("outbox callback %r failed", callback)
 
+    @property
+    def _db(self) -> sqlite3.Connection:
+        """The write connection, inside a transaction of the writer (never None there)."""
+        assert self._conn is not None
+        return self._conn
+
     def _set_durable(self, durable: bool) -> None:
         if durable != self._durable:
-            self._conn.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
+            self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
             self._durable = durable
 
     def _flush_rows(self) -> list[tuple[Any, ...]]:
         """Write the rows queued by ``_insert`` in one statement; returns all rows written
         in this transaction so far."""
         if self._rows:
-            self._conn.executemany(
+            self._db.executemany(
                 f"INSERT INTO events ({COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)", self._rows
             )
             self._written.extend(self._rows)
@@ -439,7 +637,7 @@ class Outbox:
         for start in range(0, len(seqs), 500):
             chunk = seqs[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            rows = self._conn.execute(
+            rows = self._db.execute(
                 f"DELETE FROM events WHERE seq IN ({marks}) RETURNING size", chunk
             ).fetchall()
             self._pending_bytes -= sum(row[0] for row in rows)
@@ -453,7 +651,7 @@ class Outbox:
         shed_seqs: list[int] = []
         self._written = self._flush_rows()  # keep them for the commit listener
         while self._pending_bytes + estimate > self.max_bytes:
-            rows = self._conn.execute(
+            rows = self._db.execute(
                 "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE priority >= ?"
                 " ORDER BY priority DESC, seq LIMIT 64) RETURNING seq, size",
                 (int(Priority.TELEMETRY),),
@@ -523,17 +721,82 @@ class Outbox:
             self._over_budget_alarmed = False
         return alarms
 
-    def _write_failed(
-        self, error: sqlite3.Error, submissions: list[Submission], acks: list[_Acknowledge]
-    ) -> None:
+    def _enter_fault(self, fault: StorageFault, where: str) -> None:
+        """The first failure of an episode: remember it and hold an alarm that says so."""
+        if self.fault is not None:
+            return
+        self.fault = fault
+        self._fault_since = time.time()
+        journal = (
+            f"; held events are mirrored in {self.held.journal.path}"
+            if self.held.journal.ready
+            else "; held events are in memory only (no journal)"
+        )
+        log.critical("outbox cannot write while %s: %s", where, fault.describe())
+        self._hold_or_announce(
+            [
+                GatewayAlarm(
+                    code="storage_fault",
+                    severity=AlarmSeverity.CRITICAL,
+                    message=f"outbox {self.path} cannot store events while {where}: "
+                    f"{fault.describe()}; call events and alarms are held in memory (at most "
+                    f"{self.held.limit}) and sent with seq 0, telemetry is not kept" + journal,
+                    detail={
+                        "fault": fault.kind,
+                        "code": fault.code,
+                        "error": fault.detail,
+                        "path": str(self.path),
+                        "held_max": self.held.limit,
+                    },
+                )
+            ],
+            fault,
+        )
+
+    def _write_failed(self, fault: StorageFault, batch: list[Any]) -> None:
+        """Nothing of ``batch`` was written: hold call events and alarms, announce the rest,
+        wake every waiter, and report acknowledgements as not deleted (sent again later)."""
         self.counters["write_failures"] += 1
-        for ack in acks:  # harmless: the rows stay and will be sent again
-            if ack.on_done:
-                self._call_safely(ack.on_done, [])
-        for submission in submissions:
-            event = submission.event
-            log.critical("outbox could not keep %s %s: %s", event.TYPE.value, event.event_id, error)
-            submission._resolve(None, OutboxWriteFailed(f"outbox write failed: {error}"))
+        self._enter_fault(fault, "writing")
+        submissions = [item for item in batch if isinstance(item, Submission)]
+        for item in batch:
+            if isinstance(item, _Acknowledge) and item.on_done:
+                self._call_safely(item.on_done, [])
+        outcome = self._hold_or_announce([s.event for s in submissions], fault)
+        with _RESOLVED:
+            for submission in submissions:
+                if outcome[submission.event.event_id]:
+                    submission._resolve(
+                        None,
+                        EventHeld(f"outbox could not store the event ({fault.describe()}); held"),
+                    )
+                else:
+                    submission._resolve(
+                        None, OutboxWriteFailed(f"outbox write failed: {fault.describe()}")
+                    )
+            _RESOLVED.notify_all()
+
+    def _hold_or_announce(self, events: list[Event], fault: StorageFault) -> dict[str, bool]:
+        """Hold what may be held; announce the rest as ``event_not_kept``. Returns held-or-not
+        per event_id."""
+        urgent = [event for event in events if event.PRIORITY == Priority.EMERGENCY]
+        overflow = {event.event_id for event in self.held.add_many(urgent)}
+        outcome: dict[str, bool] = {}
+        for event in events:
+            held = event.PRIORITY == Priority.EMERGENCY and event.event_id not in overflow
+            outcome[event.event_id] = held
+            if held:
+                self.counters["held"] += 1
+                self._fault_counts["held"] += 1
+                continue
+            self.counters["not_kept"] += 1
+            self._fault_counts["not_kept"] += 1
+            reason = (
+                "the held-event queue is full" if event.event_id in overflow else fault.describe()
+            )
+            log.critical(
+                "outbox could not keep %s %s: %s", event.TYPE.value, event.event_id, reason
+            )
             if self.on_unkept is not None:
                 self._call_safely(
                     self.on_unkept,
@@ -541,15 +804,16 @@ class Outbox:
                         code="event_not_kept",
                         severity=AlarmSeverity.CRITICAL,
                         message=f"outbox could not store {event.TYPE.value} "
-                        f"{event.event_id}: {error}",
+                        f"{event.event_id}: {reason}",
                         detail={
                             "type": event.TYPE.value,
                             "event_id": event.event_id,
                             "data": event.data(),
-                            "error": str(error),
+                            "error": reason,
                         },
                     ),
                 )
+        return outcome
 
     # ------------------------------------------------------------ lifecycle
 
@@ -560,9 +824,19 @@ class Outbox:
         self._closed = True
         self._queue.put(_STOP)
         self._writer.join(timeout)
-        with contextlib.suppress(sqlite3.Error):
-            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        self._conn.close()
+        if self._conn is not None:
+            with contextlib.suppress(sqlite3.Error, OSError):
+                self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self._conn.close()
+        if len(self.held):
+            log.critical(
+                "outbox closed with %d events held (the disk refused them); %s",
+                len(self.held),
+                f"they are in {self.held.journal.path} for the next start"
+                if self.held.journal.ready
+                else "there is no journal: they are lost",
+            )
+        self.held.journal.close()
 
     def __enter__(self) -> Outbox:
         return self

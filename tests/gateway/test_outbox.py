@@ -215,36 +215,46 @@ def test_reader_fetches_by_priority_after_a_cursor(tmp_path: Path) -> None:
         assert [r.seq for r in reader.fetch_after(int(Priority.TELEMETRY), 0, 10)] == [2]
 
 
-def test_disk_full_fails_the_submission_names_the_event_and_keeps_the_rest(tmp_path: Path) -> None:
+def test_a_refused_write_holds_call_events_announces_telemetry_and_keeps_the_rest(
+    tmp_path: Path,
+) -> None:
+    """SQLite's own page limit stands in for a full disk here (fast); the real filesystems
+    are in tests/gateway/test_storage_faults.py."""
     from gateway.events import GatewayAlarm
-    from gateway.outbox import OutboxWriteFailed
+    from gateway.outbox import EventHeld, OutboxWriteFailed
 
     unkept: list[GatewayAlarm] = []
     path = tmp_path / "outbox.db"
-    with open_outbox(path, on_unkept=unkept.append) as outbox:
+    with open_outbox(path, on_unkept=unkept.append, reserve_bytes=0) as outbox:
         kept = [outbox.put(offered(n)) for n in range(10)]
+        assert outbox._conn is not None
         pages = outbox._conn.execute("PRAGMA page_count").fetchone()[0]
         outbox._conn.execute(f"PRAGMA max_page_count = {pages}")  # the "disk" is now full
-        lost = offered(1000)
-        with pytest.raises(OutboxWriteFailed, match="full"):
-            outbox.submit(
-                CallOffered(
-                    call_id="big",
-                    line="gsm0",
-                    number="+62" + "1" * 5000,
-                    presentation=Presentation.ALLOWED,
-                    ring_count=1,
-                )
-            ).wait()
-        outbox.submit(lost)  # may or may not fit: either committed or named
-        outbox.flush()
+        big = CallOffered(
+            call_id="big",
+            line="gsm0",
+            number="+62" + "1" * 5000,
+            presentation=Presentation.ALLOWED,
+            ring_count=1,
+        )
+        with pytest.raises(EventHeld, match="full"):
+            outbox.submit(big).wait(timeout=2)
+        assert outbox.fault is not None and outbox.fault.kind == "disk_full"
+        with pytest.raises(OutboxWriteFailed, match="full") as refused:
+            outbox.submit(LineStatus(line="gsm0", state="up", detail="x" * 5000)).wait(2)
+        assert not isinstance(refused.value, EventHeld), "telemetry is not held"
+        assert [held.event.event_id for held in outbox.held.snapshot()][-1] == big.event_id
         outbox._conn.execute("PRAGMA max_page_count = 1073741823")
         after = outbox.put(offered(2000))
-    assert unkept and unkept[0].data()["code"] == "event_not_kept"
-    assert unkept[0].data()["detail"]["data"]["call_id"] == "big"
-    stored = {event["seq"] for event in payloads(path)}
-    assert set(kept) <= stored, "nothing already queued was touched"
-    assert after in stored
+    assert [alarm.data()["code"] for alarm in unkept] == ["event_not_kept"]
+    assert unkept[0].data()["detail"]["type"] == "line.status"
+    stored = payloads(path)
+    assert set(kept) <= {event["seq"] for event in stored}, "nothing already queued was touched"
+    by_id = {event["event_id"]: event for event in stored}
+    assert big.event_id in by_id, "the held call event was stored once the disk took writes"
+    assert by_id[big.event_id]["seq"] < after
+    codes = [event["data"].get("code") for event in stored if event["type"] == "gateway.alarm"]
+    assert codes == ["storage_fault", "storage_recovered"]
 
 
 def test_acknowledge_now_deletes_in_the_callers_thread_only_when_the_writer_is_idle(
