@@ -4,8 +4,12 @@
 completeness: it subscribes to ``edge112/v1/#`` (or a narrower filter),
 parses every event, drops duplicates by ``event_id``, and keeps per gateway
 the set of ``seq`` received, so gaps (lost events) and duplicates are counted
-exactly. ``edge112 demo`` prints its live view and closing summary from it;
-the tests use it as their subscriber.
+exactly. Events with ``seq`` 0 are outside the sequence: the gateway sent them
+from memory because its disk refused them (held events, ``event_not_kept``
+alarms); they are kept by ``event_id`` in ``unsequenced``, and the same event
+may arrive again later with a seq once the gateway could store it.
+``edge112 demo`` prints its live view and closing summary from it; the tests
+use it as their subscriber.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ class GatewayFeed:
     order: list[int] = field(default_factory=list)  # seqs in arrival order, duplicates included
     duplicates: int = 0
     status: str | None = None
+    unsequenced: dict[str, dict[str, Any]] = field(default_factory=dict)  # seq 0, by event_id
 
     def missing(self, up_to: int | None = None) -> list[int]:
         """Seqs from 1 to ``up_to`` (default: highest seen) never received."""
@@ -91,8 +96,12 @@ class FeedMonitor:
             self.malformed.append(f"{message.topic}: {error}")
             return
         feed = self.feeds.setdefault(gateway_id, GatewayFeed())
-        if seq == 0:  # sent directly, not from the outbox (an alarm about an unkept event)
+        if seq == 0:  # sent from memory, not from the outbox (see the module docstring)
             feed.order.append(seq)
+            if event.get("event_id") in feed.unsequenced:
+                feed.duplicates += 1
+                return
+            feed.unsequenced[str(event.get("event_id"))] = event
         elif seq in feed.events:
             feed.duplicates += 1
             feed.order.append(seq)
@@ -136,6 +145,23 @@ class FeedMonitor:
                 for seq in sorted(feed.events)
                 if event_type is None or feed.events[seq]["type"] == event_type
             ]
+
+    def everything_of(self, gateway_id: str, event_type: str | None = None) -> list[dict[str, Any]]:
+        """Sequenced and unsequenced (seq 0) events, one per ``event_id``, sequenced ones
+        first in seq order."""
+        with self._changed:
+            feed = self.feeds.get(gateway_id, GatewayFeed())
+            seen: set[str] = set()
+            found = []
+            for event in [feed.events[seq] for seq in sorted(feed.events)] + list(
+                feed.unsequenced.values()
+            ):
+                if event["event_id"] in seen:
+                    continue
+                seen.add(event["event_id"])
+                if event_type is None or event["type"] == event_type:
+                    found.append(event)
+            return found
 
     def __enter__(self) -> FeedMonitor:
         return self.start()

@@ -245,7 +245,7 @@ class Outbox:
             self._open_writable()
         except (sqlite3.Error, OSError) as error:
             if not self._retry_after_releasing_reserve(error):
-                self._enter_fault(classify(error), "opening the outbox")
+                self._enter_fault(classify(error, self.path.parent), "opening the outbox")
         self._reserve.take()
         self._writer = threading.Thread(target=self._write_loop, name="outbox-writer", daemon=True)
         self._writer.start()
@@ -400,8 +400,21 @@ class Outbox:
             self._write_lock.release()
 
     def reader(self) -> OutboxReader:
-        """A read connection for the calling thread (WAL: reads never block the writer)."""
+        """A read connection for the calling thread (WAL: reads never block the writer).
+
+        While the outbox could not open its file at all (start-up on a full or
+        read-only disk) and no ``-wal`` holds commits, the reader reads the file
+        as immutable, so what is queued can still be sent.
+        """
+        if self._conn is None and self.fault is not None and not self._wal_has_commits():
+            return OutboxReader(self.path, immutable=True)
         return OutboxReader(self.path)
+
+    def _wal_has_commits(self) -> bool:
+        try:
+            return self._beside("-wal").stat().st_size > 0
+        except FileNotFoundError:
+            return False
 
     # ------------------------------------------------------------ writer thread
 
@@ -430,7 +443,7 @@ class Outbox:
                     self._write_batch(batch)
                 except Exception as error:  # a bug here must not stop every later event
                     log.exception("outbox writer: unexpected failure, batch handled as unwritten")
-                    self._write_failed(classify(error), batch)
+                    self._write_failed(classify(error, self.path.parent), batch)
                 finally:
                     for item in batch:
                         if isinstance(item, _Barrier):
@@ -444,7 +457,9 @@ class Outbox:
                 self._open_writable()
             except (sqlite3.Error, OSError) as error:
                 if not self._retry_after_releasing_reserve(error):
-                    self._write_failed(classify(error), self._with_startup_alarms(batch))
+                    self._write_failed(
+                        classify(error, self.path.parent), self._with_startup_alarms(batch)
+                    )
                     return
         batch = self._with_startup_alarms(batch)
         try:
@@ -457,7 +472,7 @@ class Outbox:
                     return
                 except (sqlite3.Error, OSError) as again:
                     error = again
-            fault = classify(error)
+            fault = classify(error, self.path.parent)
             if fault.kind in ("io_error", "read_only") and self._conn is not None:
                 with contextlib.suppress(sqlite3.Error):
                     self._conn.close()
@@ -473,7 +488,7 @@ class Outbox:
 
     def _retry_after_releasing_reserve(self, error: BaseException) -> bool:
         """On a full disk, give up the reserve file; True if that made room to try once more."""
-        if classify(error).kind != "disk_full" or not self._reserve.release():
+        if classify(error, self.path.parent).kind != "disk_full" or not self._reserve.release():
             return False
         self._fault_counts["reserve_released"] += 1
         try:
@@ -848,10 +863,18 @@ class Outbox:
 class OutboxReader:
     """Read side of the outbox, one per thread: fetch pending rows, stats, peek."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, *, immutable: bool = False) -> None:
+        """``immutable``: read the file as it is, without the WAL index (no ``-shm`` to
+        create): only correct while nobody writes and no ``-wal`` holds commits, which is
+        the case when the outbox could not open its file at start (a full disk)."""
         self.path = Path(path)
-        self._conn = sqlite3.connect(str(self.path), isolation_level=None, timeout=30)
-        self._conn.execute("PRAGMA busy_timeout=30000")
+        self.immutable = immutable
+        if immutable:
+            uri = f"{self.path.resolve().as_uri()}?mode=ro&immutable=1"
+            self._conn = sqlite3.connect(uri, uri=True, isolation_level=None)
+        else:
+            self._conn = sqlite3.connect(str(self.path), isolation_level=None, timeout=30)
+            self._conn.execute("PRAGMA busy_timeout=30000")
 
     def fetch_after(self, priority: int, after_seq: int, limit: int) -> list[PendingRow]:
         rows = self._conn.execute(

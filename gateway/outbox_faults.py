@@ -97,8 +97,38 @@ _ERRNO_KINDS = {
 }
 
 
-def classify(error: BaseException) -> StorageFault:
-    """Name the fault behind a failed write (an ``OSError`` or a ``sqlite3.Error``)."""
+def classify(error: BaseException, where: Path | None = None) -> StorageFault:
+    """Name the fault behind a failed write (an ``OSError`` or a ``sqlite3.Error``).
+
+    SQLite reports a full or read-only disk under some write sites only as an
+    I/O error (``SQLITE_IOERR_SHMSIZE`` when it cannot grow its ``-shm``); with
+    ``where`` (a directory on the filesystem written to), such an error is
+    named after what the filesystem says: no free space, or mounted read-only.
+    """
+    fault = _classify(error)
+    if fault.kind in ("io_error", "other") and where is not None:
+        probed = _probe(where)
+        if probed is not None and probed.kind != "io_error":
+            return StorageFault(probed.kind, fault.code, f"{fault.detail} ({probed.describe()})")
+    return fault
+
+
+def _probe(directory: Path) -> StorageFault | None:
+    """Ask the filesystem itself: create and remove an empty file (needs no data block)."""
+    probe = directory / ".edge112-write-probe"
+    try:
+        if os.statvfs(directory).f_flag & os.ST_RDONLY:
+            return StorageFault("read_only", "EROFS", "mounted read-only")
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT, 0o600))
+        os.unlink(probe)
+        if free_bytes(directory) == 0:
+            return StorageFault("disk_full", "ENOSPC", "no free space")
+    except OSError as error:
+        return _classify(error)
+    return None
+
+
+def _classify(error: BaseException) -> StorageFault:
     if isinstance(error, OSError) and error.errno is not None:
         name = errno.errorcode.get(error.errno, str(error.errno))
         return StorageFault(_ERRNO_KINDS.get(error.errno, "other"), name, error.strerror or "")
@@ -235,12 +265,19 @@ class HeldJournal:
         used = len(image)
         if used < self._used:
             image += bytes(self._used - used)
-        try:
-            os.pwrite(self._fd, image, 0)
-            os.fdatasync(self._fd)
-        except OSError as error:
-            log.error("held-event journal %s not written: %s", self.path, error)
-            return False
+        for attempt in (1, 2):
+            try:
+                os.pwrite(self._fd, image, 0)
+                os.fdatasync(self._fd)
+                break
+            except OSError as error:
+                log.error("held-event journal %s not written: %s", self.path, error)
+                # The filesystem may have been repaired and mounted again under the same
+                # path: the old descriptor points at the dead one. Open the path once more.
+                self.close()
+                if attempt == 2 or not self.open():
+                    return False
+                image += bytes(max(0, self.size - len(image)))
         self._used = used
         return True
 

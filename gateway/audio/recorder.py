@@ -256,8 +256,11 @@ class RecordingStore:
         quota_mb: float,
         retention_days: float = 0,
         protected: Collection[str | os.PathLike[str]] = (),
+        min_free_mb: float = 0,
     ) -> None:
-        """``protected``: files that must never be under ``directory`` (the outbox database)."""
+        """``protected``: files that must never be under ``directory`` (the outbox database).
+        ``min_free_mb``: recordings stop before their filesystem has less free than this, so
+        they never take the outbox's last space (see ``space_problem``)."""
         if quota_mb <= 0:
             raise ValueError(f"quota_mb must be positive, got {quota_mb}")
         if retention_days < 0:
@@ -265,6 +268,7 @@ class RecordingStore:
         self.directory = Path(directory).resolve()
         self.quota_bytes = int(quota_mb * BYTES_PER_MB)
         self.retention_days = retention_days
+        self.min_free_bytes = int(min_free_mb * BYTES_PER_MB)
         self._protected = [Path(path).resolve() for path in protected]
         problem = self._unsafe()
         if problem is not None:
@@ -280,6 +284,29 @@ class RecordingStore:
         database = _find_database(self.directory, deep=deep)
         if database is not None:
             return f"it contains a SQLite database ({database}), the outbox?"
+        return None
+
+    def space_problem(self) -> str | None:
+        """Why no recording may start or go on now (its filesystem is at the floor), or None.
+
+        The floor keeps the last ``min_free_mb`` of the filesystem for the event
+        queue: a call's recording is worth less than the call's events.
+        """
+        if self.min_free_bytes <= 0:
+            return None
+        probe = self.directory
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        try:
+            stat = os.statvfs(probe)
+        except OSError as error:
+            return f"cannot read the free space of {probe}: {error.strerror or error}"
+        free = stat.f_bavail * stat.f_frsize
+        if free < self.min_free_bytes:
+            return (
+                f"{free} bytes free on the recordings filesystem, below the "
+                f"{self.min_free_bytes} bytes kept for the event queue (audio.min_free_mb)"
+            )
         return None
 
     def path_for(self, call_id: str, line: str, started: datetime) -> Path:
