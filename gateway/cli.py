@@ -39,10 +39,21 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
+    from gateway.config_check import check_environment, errors
+
     config = _config_or_exit(args.file)
+    problems = [] if args.file_only else check_environment(config, args.file)
+    for problem in problems:
+        print(f"edge112: {problem}", file=sys.stderr)
+    if errors(problems):
+        return EXIT_USAGE
+    if args.file_only:
+        scope = "; this machine not checked"
+    else:
+        scope = f"; {len(problems)} warning(s)" if problems else ""
     print(
         f"{args.file}: ok (gateway {config.gateway.id}, region {config.gateway.region}, "
-        f"{len(config.modems)} modem(s), broker {config.mqtt.url})"
+        f"{len(config.modems)} modem(s), broker {config.mqtt.url}){scope}"
     )
     return EXIT_OK
 
@@ -168,8 +179,17 @@ def build_parser() -> argparse.ArgumentParser:
     config = commands.add_parser("config", help="configuration files").add_subparsers(
         dest="action", required=True, metavar="ACTION"
     )
-    check = config.add_parser("check", help="validate a configuration file (exit 2 if bad)")
+    check = config.add_parser(
+        "check",
+        help="validate a configuration file and whether this machine can run it (exit 2 if not)",
+    )
     check.add_argument("file")
+    check.add_argument(
+        "--file-only",
+        action="store_true",
+        help="check the file alone, not this machine's files, directories and serial ports "
+        "(for a configuration prepared on another machine)",
+    )
     check.set_defaults(func=cmd_config_check)
     example = config.add_parser("example", help="print the annotated example configuration")
     example.set_defaults(func=cmd_config_example)
