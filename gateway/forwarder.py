@@ -19,10 +19,10 @@ session queue on its own, paho #492)::
 * The Last Will is a retained ``offline`` on the status topic; a clean stop
   publishes ``offline`` itself before disconnecting.
 * Events the outbox *holds* because its disk refuses writes
-  (``gateway.outbox_faults``) are published from memory with seq 0; each one
-  the broker acknowledges is released, so it is not stored later as well
-  (unless the disk recovers first: then it arrives again with its seq, same
-  ``event_id``).
+  (``gateway.outbox_faults``) are published from memory with seq 0, once per
+  connection. They stay held until the outbox stores them; then they go out
+  again with their seq (same ``event_id``), so the sequenced record is
+  complete even if the broker lost the copy sent from memory.
 * A read of the outbox that fails (the disk is failing, the file cannot be
   opened) does not stop the forwarder: held events still go out, and the
   read is tried again; the reader is reopened when the outbox reopens its file.
@@ -323,11 +323,8 @@ class Forwarder:
         if mid in session.status_mids:
             session.status_mids.discard(mid)
             return
-        event_id = session.held_mids.pop(mid, None)
-        if event_id is not None:
-            if not reason.is_failure:
-                self.outbox.held.discard([event_id])
-            return
+        if session.held_mids.pop(mid, None) is not None:
+            return  # held events stay held until stored: nothing to release
         seq = session.inflight.pop(mid, None)
         if seq is None:  # PUBACKs are read in this thread, after publish() returned the mid
             log.debug("PUBACK for unknown mid %d ignored", mid)

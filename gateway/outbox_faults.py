@@ -15,7 +15,8 @@ three pieces the writer uses for that time::
                              │    in advance, overwritten in place (a full disk
                              │    can still take it); the forwarder sends them
                              │    from memory with seq 0; the writer stores
-                             │    them as soon as the disk takes writes again
+                             │    them (with a seq) as soon as the disk takes
+                             │    writes again, and only then forgets them
     telemetry, overflow ───▶ ``event_not_kept`` alarm with the event's data
 
 * ``classify`` understands ``OSError`` errnos and SQLite result codes
@@ -297,8 +298,8 @@ class HeldEvent:
 class HeldEvents:
     """Call events and alarms the disk refused, in memory (bounded) and in the journal.
 
-    The writer adds and stores them; the forwarder sends them (seq 0) and
-    releases each one the broker acknowledged. One lock, held briefly.
+    The writer adds them and forgets them once stored; the forwarder sends
+    them meanwhile (seq 0). One lock, held briefly.
     """
 
     def __init__(self, journal: HeldJournal, *, gateway_id: str, region: str, limit: int) -> None:
@@ -338,7 +339,7 @@ class HeldEvents:
             return list(self._events.values())
 
     def discard(self, event_ids: list[str]) -> int:
-        """Forget these (stored in the outbox, or acknowledged by the broker); returns how many."""
+        """Forget these (stored in the outbox now); returns how many."""
         with self._lock:
             gone = sum(1 for event_id in event_ids if self._events.pop(event_id, None))
             if gone:
