@@ -241,7 +241,7 @@ def bench_call_pipeline(repeats: int) -> dict[str, Any]:
     """
     import tempfile
 
-    from drivers.audio_port import CallAudio
+    from gateway.audio.contract import CallAudio
     from gateway.audio.pipeline import CallAudioPipeline
     from gateway.audio.recorder import RecordingStore
     from gateway.config import AudioSettings

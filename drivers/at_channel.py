@@ -46,7 +46,7 @@ from typing import Protocol, TypeVar, cast
 
 import serial
 
-from drivers.privacy import mask_digit_runs
+from gateway.privacy import mask_digit_runs
 
 # Our own URL handlers (record://) next to pyserial's; once, however often this is imported.
 if "drivers.urlhandler" not in serial.protocol_handler_packages:

@@ -1,4 +1,4 @@
-"""Call audio from a modem's audio port: the drivers-side contract and the serial reader.
+"""Call audio from a modem's audio port: the serial reader that cuts it into frames.
 
 Once a call is answered and voice is switched on (Quectel ``AT+QPCMV=1,0``,
 SIMCom ``AT+CPCMREG=1``, Huawei ``AT^DDSETEX=2``), a GSM modem streams the
@@ -15,64 +15,45 @@ USB or TTY layer splits it, and hands each frame to the ``AudioSink``
 attached at that moment; with none attached, frames are dropped. A port that
 vanishes is logged once (``edge112.drivers.audio``); delivery simply stops.
 
-What a consumer gets for each answered call is a ``CallAudio`` describing
-the stream and a way to speak to the caller, and the frames through the
-``AudioSink`` its ``AudioSinkFactory`` made for that call. Drivers call
-``feed`` from their reader thread (keep it quick: hand heavy work to a queue)
-and ``close`` exactly once, after the call's end event went out.
+What a consumer gets for each answered call (``CallAudio``, and the frames
+through the ``AudioSink`` its ``AudioSinkFactory`` made for that call) is the
+gateway's audio contract, ``gateway.audio.contract``; it is re-exported here
+for code written before it moved there.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
-from dataclasses import dataclass
-from enum import StrEnum
-from typing import Protocol
 
 import serial
 
 from drivers.at_channel import CLOSE_TIMEOUT_S, PORT_ERRORS, SerialPort, open_port
+from gateway.audio.contract import (
+    SAMPLE_RATE,
+    AudioEncoding,
+    AudioSink,
+    AudioSinkFactory,
+    CallAudio,
+)
+
+__all__ = [
+    "FRAME_BYTES",
+    "FRAME_MS",
+    "SAMPLE_BYTES",
+    "SAMPLE_RATE",
+    "AudioEncoding",
+    "AudioPort",
+    "AudioSink",
+    "AudioSinkFactory",
+    "CallAudio",
+]
 
 logger = logging.getLogger("edge112.drivers.audio")
 
-SAMPLE_RATE = 8000
 SAMPLE_BYTES = 2  # signed 16-bit little-endian
 FRAME_MS = 20
 FRAME_BYTES = SAMPLE_RATE * FRAME_MS // 1000 * SAMPLE_BYTES  # 320
-
-
-class AudioEncoding(StrEnum):
-    PCM16 = "pcm16"  # signed 16-bit little-endian linear PCM (GSM modems)
-    ALAW = "alaw"  # G.711 A-law, one byte a sample (E1 B-channels)
-
-
-@dataclass(frozen=True)
-class CallAudio:
-    """The audio of one answered call, as a consumer sees it.
-
-    ``play`` writes PCM16 (the same format as the frames) to the caller; it
-    is ``None`` when the source cannot play (a passive E1 tap, say).
-    """
-
-    call_id: str
-    line: str
-    encoding: str
-    sample_rate: int = SAMPLE_RATE
-    play: Callable[[bytes], None] | None = None
-
-
-class AudioSink(Protocol):
-    """Receives one call's audio frames, then one ``close`` when the call is over."""
-
-    def feed(self, frame: bytes) -> None: ...
-
-    def close(self) -> None: ...
-
-
-# Called once per answered call, on the driver's worker thread: return quickly.
-AudioSinkFactory = Callable[[CallAudio], AudioSink]
 
 
 class AudioPort:

@@ -39,7 +39,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from drivers.privacy import mask_number
 from gateway.events import (
     CallAbandoned,
     CallAnswered,
@@ -50,6 +49,7 @@ from gateway.events import (
     Presentation,
 )
 from gateway.ids import uuid7_str
+from gateway.privacy import mask_number
 
 logger = logging.getLogger("edge112.calls")
 

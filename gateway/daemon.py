@@ -2,6 +2,11 @@
 
 ``Gateway`` composes the layers and owns their lifecycle; ``run()`` is the
 ``edge112 run`` main loop: signals, systemd notify and watchdog, clean stop.
+
+The gateway knows no hardware family: for each configured line it asks the
+line's family (``gateway.families``) to build the driver, and it needs of a
+driver only ``gateway.lines.LineDriver``. A line whose worker died or is
+stuck makes the gateway unhealthy, so systemd restarts it.
 """
 
 from __future__ import annotations
@@ -12,13 +17,14 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
-from typing import Protocol
 
-from drivers.audio_port import AudioSinkFactory
 from firmware_py import watchdog
-from gateway.config import Config, ModemSettings
+from gateway.audio.contract import AudioSinkFactory
+from gateway.config import Config
 from gateway.events import Event, GatewayAlarm, encode, topic_for
+from gateway.families import get_family
 from gateway.forwarder import Forwarder
+from gateway.lines import LineDriver, LineSettings
 from gateway.outbox import Outbox
 
 log = logging.getLogger("edge112.gateway")
@@ -26,41 +32,25 @@ log = logging.getLogger("edge112.gateway")
 STOP_TIMEOUT_S = 5.0
 
 
-class LineDriver(Protocol):
-    """What the gateway needs of a driver: start, stop, and a name."""
-
-    name: str
-
-    def start(self) -> None: ...
-
-    def stop(self) -> None: ...
-
-
 DriverFactory = Callable[
-    [ModemSettings, Callable[[Event], None], AudioSinkFactory | None], LineDriver
+    [LineSettings, Callable[[Event], None], AudioSinkFactory | None], LineDriver
 ]
 
 
-def gsm_driver_factory(
-    settings: ModemSettings, emit: Callable[[Event], None], sinks: AudioSinkFactory | None
+def family_driver_factory(
+    settings: LineSettings, emit: Callable[[Event], None], sinks: AudioSinkFactory | None
 ) -> LineDriver:
-    from drivers.gsm.modem import GsmModemDriver
-
-    return GsmModemDriver(
-        settings.name,
-        settings.port,
-        emit,
-        answer_after_rings=settings.answer_after_rings,
-        caller_id_grace_s=settings.caller_id_grace_ms / 1000,
-        audio_url=settings.audio_port,
-        audio_sink_factory=sinks if settings.audio_port else None,
-    )
+    """The line's driver, built by its family; audio sinks only for a line that has audio."""
+    family = get_family(settings.FAMILY)
+    return family.build_driver(settings, emit, sinks if settings.wants_audio else None)
 
 
 class Gateway:
     """One gateway: an outbox, a forwarder and a driver per configured line."""
 
-    def __init__(self, config: Config, driver_factory: DriverFactory = gsm_driver_factory) -> None:
+    def __init__(
+        self, config: Config, driver_factory: DriverFactory = family_driver_factory
+    ) -> None:
         self.config = config
         gateway_id, region = config.gateway.id, config.gateway.region
         self.outbox = Outbox(
@@ -74,8 +64,8 @@ class Gateway:
             on_unkept=self._publish_unkept,
         )
         self.forwarder = Forwarder(self.outbox, config.mqtt, gateway_id=gateway_id, region=region)
-        sinks = self._audio_sinks() if any(m.audio_port for m in config.modems) else None
-        self.drivers = [driver_factory(modem, self.emit, sinks) for modem in config.modems]
+        sinks = self._audio_sinks() if any(line.wants_audio for line in config.lines) else None
+        self.drivers = [driver_factory(line, self.emit, sinks) for line in config.lines]
 
     def _audio_sinks(self) -> AudioSinkFactory:
         """One audio pipeline factory (one recording store, one prompt) for every line."""
@@ -106,8 +96,18 @@ class Gateway:
             self.config.mqtt.url,
         )
 
+    def unhealthy_lines(self) -> list[str]:
+        """Lines whose worker died or is stuck, each with what its health says."""
+        problems = []
+        for driver in self.drivers:
+            health = driver.health()
+            if not health.ok:
+                why = "stuck" if health.worker_alive else "worker died"
+                problems.append(f"{health.line} ({why}, {health.progress_age_s:.0f} s silent)")
+        return problems
+
     def healthy(self) -> bool:
-        return self.outbox.writer_alive and self.forwarder.alive
+        return self.outbox.writer_alive and self.forwarder.alive and not self.unhealthy_lines()
 
     def stop_drivers(self) -> None:
         """Stop taking calls; what the drivers already emitted stays queued."""
@@ -125,7 +125,7 @@ class Gateway:
         log.info("gateway stopped")
 
 
-def run(config: Config, driver_factory: DriverFactory = gsm_driver_factory) -> int:
+def run(config: Config, driver_factory: DriverFactory = family_driver_factory) -> int:
     """``edge112 run``: start, serve until SIGTERM/SIGINT, stop cleanly."""
     stopping = threading.Event()
 
@@ -143,7 +143,9 @@ def run(config: Config, driver_factory: DriverFactory = gsm_driver_factory) -> i
         if gateway.healthy():
             watchdog.notify("WATCHDOG=1")
         else:
-            log.error("a gateway thread died; withholding the watchdog ping so systemd restarts us")
+            lines = gateway.unhealthy_lines()
+            what = f"line(s) not working: {', '.join(lines)}" if lines else "a gateway thread died"
+            log.error("%s; withholding the watchdog ping so systemd restarts us", what)
     watchdog.notify("STOPPING=1")
     gateway.stop()
     return 0

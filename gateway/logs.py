@@ -14,7 +14,7 @@ import os
 import re
 import sys
 
-from drivers.privacy import mask_number
+from gateway.privacy import mask_number
 
 # A phone-number-like run standing alone: not inside an id, a path, a time or a version.
 _PHONE = re.compile(r"(?<![\w./:-])\+?\d{7,15}(?![\w./:-])")
@@ -28,7 +28,7 @@ _SYSLOG_PRIORITY = {
 
 
 def mask_text(text: str) -> str:
-    """Mask every stand-alone phone-number-like run in ``text`` (``drivers.privacy`` style)."""
+    """Mask every stand-alone phone-number-like run in ``text`` (``gateway.privacy`` style)."""
     return _PHONE.sub(lambda match: mask_number(match.group()), text)
 
 

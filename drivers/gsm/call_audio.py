@@ -19,7 +19,8 @@ import logging
 import threading
 
 from drivers.at_channel import PORT_ERRORS
-from drivers.audio_port import AudioEncoding, AudioPort, AudioSink, AudioSinkFactory, CallAudio
+from drivers.audio_port import AudioPort
+from gateway.audio.contract import AudioEncoding, AudioSink, AudioSinkFactory, CallAudio
 
 logger = logging.getLogger("edge112.drivers.gsm")
 

@@ -1,13 +1,15 @@
 """GSM modem driver: one modem port in, call events and line health for one line out.
 
-``GsmModemDriver`` owns a modem for its whole life::
+``GsmModemDriver`` is a ``gateway.lines.LineDriverBase``: the base owns the
+worker thread, reopening with backoff, line.status reporting, safe emit and
+the call tracker. What is GSM is here, one session of a modem::
 
     open port (AtChannel) -> AT ping -> ATE0, AT+CMEE=1 -> identity (AT+CGMI/CGMM/CGSN)
       -> pick dialect -> dialect set-up (AT+CLIP=1, AT+CRC=1, ...) -> LineStatus up
       -> serve: URCs -> CallTracker; every tick: caller-id grace, auto-answer (ATA),
                 AT+CLCC while a call is up, AT+CSQ / AT+CREG? now and then
-      -> port vanished or modem silent: LineStatus down, open call ends LINE_LOST,
-         reopen with exponential backoff until stop()
+      -> port vanished or modem silent: the session ends with the reason; the base
+         reports the line down, ends an open call LINE_LOST and reopens
 
 Call audio, when ``audio_url`` and ``audio_sink_factory`` are both given
 (``drivers.gsm.call_audio``)::
@@ -20,18 +22,17 @@ Audio trouble (no port, a refused command, a failing sink) is logged and
 the call goes on without audio: signalling never depends on it.
 
 Threads: the channel's reader runs the URC callback, which only feeds the
-``CallTracker`` (it never sends a command); one worker thread per driver
-sends every command. Caller numbers are masked in every log line
-(``drivers.privacy``); only the events carry them.
+``CallTracker`` (it never sends a command); the base's worker thread sends
+every command. Caller numbers are masked in every log line
+(``gateway.privacy``); only the events carry them.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from typing import ClassVar
 
 from drivers.at_channel import (
     PORT_ERRORS,
@@ -41,7 +42,6 @@ from drivers.at_channel import (
     AtError,
     AtTimeoutError,
 )
-from drivers.audio_port import AudioSinkFactory
 from drivers.gsm.call_audio import ModemCallAudio
 from drivers.gsm.dialects import (
     CallEnd,
@@ -57,9 +57,19 @@ from drivers.gsm.responses import (
     parse_csq_dbm,
     parse_registration,
 )
-from drivers.privacy import mask_digit_runs
-from gateway.calls import CALLER_ID_GRACE_S, CallState, CallTracker
-from gateway.events import EndCause, Event, LineStatus
+from gateway.audio.contract import AudioSinkFactory
+from gateway.calls import CALLER_ID_GRACE_S, CallState
+from gateway.events import EndCause, Event
+from gateway.lines import (
+    LINE_DOWN,
+    LINE_UP,
+    REOPEN_BACKOFF_INITIAL_S,
+    REOPEN_BACKOFF_MAX_S,
+    STUCK_AFTER_S,
+    LineDriverBase,
+    SessionEnd,
+)
+from gateway.privacy import mask_digit_runs
 
 logger = logging.getLogger("edge112.drivers.gsm")
 
@@ -69,15 +79,9 @@ PING_ATTEMPTS = 3  # the first command after opening may meet boot noise
 CALL_POLL_INTERVAL_S = 1.0  # AT+CLCC while a call is up
 SIGNAL_POLL_INTERVAL_S = 30.0  # AT+CSQ and registration
 TICK_S = 0.1  # worker wake-up: caller-id grace and auto-answer latency
-REOPEN_BACKOFF_INITIAL_S = 0.5
-REOPEN_BACKOFF_MAX_S = 30.0
-STOP_TIMEOUT_S = 2.0
 MAX_CONSECUTIVE_TIMEOUTS = 3  # then the modem counts as hung: reopen the port
 CALL_GONE_AFTER_POLLS = 2  # AT+CLCC polls without the call before it counts as ended
 SIGNAL_REPORT_STEP_DB = 6  # smaller signal changes do not make a LineStatus
-
-LINE_UP = "up"
-LINE_DOWN = "down"
 
 # Final result codes of ATA that mean the caller is gone.
 ANSWER_FAILURES = {
@@ -87,25 +91,17 @@ ANSWER_FAILURES = {
 }
 
 
-@dataclass(frozen=True)
-class _LineHealth:
-    state: str
-    detail: str
-    signal_dbm: int | None
-
-
-@dataclass(frozen=True)
-class _SessionEnd:
-    reason: str
-    was_up: bool
-
-
-class GsmModemDriver:
+class GsmModemDriver(LineDriverBase[AtChannel]):
     """Drives the GSM modem at ``url`` as line ``name``; events go to ``emit``.
 
     ``emit`` is called from the driver's threads and must be quick and
     thread-safe (typically: put on the outbox writer's queue).
     """
+
+    FAMILY = "gsm"
+    SOURCE_KIND = "port"
+    OPEN_ERRORS = PORT_ERRORS
+    logger: ClassVar[logging.Logger] = logger
 
     def __init__(
         self,
@@ -122,26 +118,24 @@ class GsmModemDriver:
         command_timeout_s: float = COMMAND_TIMEOUT_S,
         audio_url: str | None = None,
         audio_sink_factory: AudioSinkFactory | None = None,
+        stuck_after_s: float = STUCK_AFTER_S,
     ) -> None:
-        self.name = name
+        super().__init__(
+            name,
+            emit,
+            reopen_backoff_s=reopen_backoff_s,
+            reopen_backoff_max_s=reopen_backoff_max_s,
+            caller_id_grace_s=caller_id_grace_s,
+            stuck_after_s=stuck_after_s,
+        )
         self.url = url
-        self._emit = emit
         self._answer_after_rings = answer_after_rings
         self._poll_interval_s = poll_interval_s
         self._signal_interval_s = signal_interval_s
-        self._reopen_backoff_s = reopen_backoff_s
-        self._reopen_backoff_max_s = reopen_backoff_max_s
         self._command_timeout_s = command_timeout_s
-        self._tracker = CallTracker(name, self._emit_safely, caller_id_grace_s=caller_id_grace_s)
+        self._tracker = self._call_tracker()  # a modem carries one call at a time
         self._dialect: GenericDialect = GenericDialect()
         self._identity: ModemIdentity | None = None
-        self._health: _LineHealth | None = None
-        self._health_lock = threading.Lock()
-        self._channel: AtChannel | None = None
-        self._channel_lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._wake = threading.Event()
-        self._thread: threading.Thread | None = None
         self._lost_reason: str | None = None
         self._answer_call_id: str | None = None
         self._consecutive_timeouts = 0
@@ -162,75 +156,37 @@ class GsmModemDriver:
     def dialect_name(self) -> str:
         return self._dialect.name
 
-    def start(self) -> None:
-        if self._thread is not None:
-            raise RuntimeError(f"{self.name}: driver already started")
-        self._thread = threading.Thread(target=self._run, name=f"edge112-gsm-{self.name}")
-        self._thread.daemon = True
-        self._thread.start()
+    # One session (worker thread) ---------------------------------------------
 
-    def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
-        """Stop within ``timeout``; a call still up ends with cause UNKNOWN, the line goes down."""
-        if self._thread is None:
-            return
-        deadline = time.monotonic() + timeout
-        self._stopping.set()
-        self._wake.set()
-        with self._channel_lock:
-            channel = self._channel
-        if channel is not None:
-            channel.close()  # fails a command in flight at once
-        self._thread.join(max(0.0, deadline - time.monotonic()))
-        if self._thread.is_alive():
-            logger.warning("%s: worker did not stop within %.1f s", self.name, timeout)
-        self._tracker.released(EndCause.UNKNOWN)
-        if self._call_audio is not None:
-            self._call_audio.close()  # after the end event: the sink closes last
-        self._report_health(LINE_DOWN, "driver stopped", None)
-
-    # Supervisor: open, serve, reopen ----------------------------------------
-
-    def _run(self) -> None:
-        backoff = self._reopen_backoff_s
-        while not self._stopping.is_set():
-            end = self._run_session()
-            if self._stopping.is_set():
-                break
-            self._report_health(LINE_DOWN, end.reason, None)
-            self._tracker.released(EndCause.LINE_LOST)
-            self._end_call_audio(None)
-            if end.was_up:
-                backoff = self._reopen_backoff_s
-            logger.warning("%s: %s; reopening in %.1f s", self.name, end.reason, backoff)
-            if self._stopping.wait(backoff):
-                break
-            backoff = min(backoff * 2, self._reopen_backoff_max_s)
-
-    def _run_session(self) -> _SessionEnd:
+    def _open_source(self) -> AtChannel:
         self._lost_reason = None
         self._dialect = GenericDialect()
+        return AtChannel(self.url, on_urc=self._on_urc, on_lost=self._on_lost, name=self.name)
+
+    def _close_source(self, channel: AtChannel) -> None:
+        channel.close()  # fails a command in flight at once
+
+    def _serve(self, channel: AtChannel) -> SessionEnd:
         try:
-            channel = AtChannel(
-                self.url, on_urc=self._on_urc, on_lost=self._on_lost, name=self.name
-            )
-        except PORT_ERRORS as exc:
-            return _SessionEnd(f"cannot open port: {exc}", was_up=False)
-        with self._channel_lock:
-            self._channel = channel
-        try:
-            if self._stopping.is_set():
-                return _SessionEnd("driver stopped", was_up=False)
             self._initialise(channel)
             self._poll_health(channel)
-            return _SessionEnd(self._serve(channel), was_up=True)
+            return SessionEnd(self._serve_calls(channel), came_up=True)
         except AtChannelClosedError as exc:
-            return _SessionEnd(self._lost_reason or exc.reason, was_up=False)
+            return SessionEnd(self._lost_reason or exc.reason)
         except AtError as exc:
-            return _SessionEnd(f"modem set-up failed: {exc}", was_up=False)
-        finally:
-            with self._channel_lock:
-                self._channel = None
-            channel.close()
+            return SessionEnd(f"modem set-up failed: {exc}")
+
+    def _session_ended(self) -> None:
+        self._end_call_audio(None)
+
+    def _stopped(self) -> None:
+        if self._call_audio is not None:
+            self._call_audio.close()  # after the end event: the sink closes last
+
+    def _signal_moved(self, last_dbm: int | None, new_dbm: int | None) -> bool:
+        if last_dbm is None or new_dbm is None:
+            return last_dbm != new_dbm
+        return abs(new_dbm - last_dbm) >= SIGNAL_REPORT_STEP_DB
 
     def _initialise(self, channel: AtChannel) -> None:
         self._consecutive_timeouts = 0
@@ -274,7 +230,7 @@ class GsmModemDriver:
             imei=_first_value(self._command(channel, "AT+CGSN"), "+CGSN:"),
         )
 
-    def _serve(self, channel: AtChannel) -> str:
+    def _serve_calls(self, channel: AtChannel) -> str:
         """Run until the port is lost, the modem hangs or the driver stops; say why."""
         now = time.monotonic()
         next_call_poll_at = now + self._poll_interval_s
@@ -286,7 +242,8 @@ class GsmModemDriver:
                 return "modem stopped answering commands"
             self._wake.wait(TICK_S)
             self._wake.clear()
-            self._tracker.tick()
+            self._note_progress()
+            self._tick_calls()
             self._end_call_audio(channel)
             self._guarded(self._answer_if_due, channel)
             now = time.monotonic()
@@ -309,7 +266,7 @@ class GsmModemDriver:
         except AtCommandError as exc:
             logger.warning("%s: %s", self.name, mask_digit_runs(str(exc)))
         except AtChannelClosedError:
-            pass  # _serve sees the lost reason next
+            pass  # _serve_calls sees the lost reason next
 
     def _command(self, channel: AtChannel, command: str) -> list[str]:
         """``channel.command`` that counts consecutive timeouts (a hung modem)."""
@@ -321,6 +278,8 @@ class GsmModemDriver:
         except AtCommandError:
             self._consecutive_timeouts = 0
             raise
+        finally:
+            self._note_progress()  # answered or timed out: the worker is not stuck
         self._consecutive_timeouts = 0
         return lines
 
@@ -349,13 +308,7 @@ class GsmModemDriver:
             return
         records = incoming_voice_calls(self._command(channel, "AT+CLCC"))
         if not records:
-            missing = (
-                self._call_missing[1] + 1
-                if self._call_missing and self._call_missing[0] == call_id
-                else 1
-            )
-            self._call_missing = (call_id, missing)
-            if missing >= CALL_GONE_AFTER_POLLS:
+            if self._polls_without(call_id) >= CALL_GONE_AFTER_POLLS:
                 logger.warning("%s: call %s no longer listed by AT+CLCC", self.name, call_id)
                 self._tracker.released(EndCause.UNKNOWN, call_id=call_id)
             return
@@ -472,7 +425,7 @@ class GsmModemDriver:
                 self._tracker.caller_id(number, presentation)
             case CallEnd(cause=cause):
                 self._tracker.released(cause)
-                self._wake.set()  # the worker closes the call's audio
+                self.wake()  # the worker closes the call's audio
             case None:
                 logger.debug("%s: URC %s", self.name, mask_digit_runs(line))
 
@@ -484,39 +437,11 @@ class GsmModemDriver:
             return
         if self._tracker.ring_count >= self._answer_after_rings:
             self._answer_call_id = call_id
-            self._wake.set()
+            self.wake()
 
     def _on_lost(self, reason: str) -> None:
         self._lost_reason = f"port lost: {reason}"
-        self._wake.set()
-
-    # Events -------------------------------------------------------------------
-
-    def _report_health(self, state: str, detail: str, signal_dbm: int | None) -> None:
-        """Emit a LineStatus when state or detail change, or the signal moves enough."""
-        health = _LineHealth(state, detail, signal_dbm)
-        with self._health_lock:
-            last = self._health
-            if last is not None and not _worth_reporting(last, health):
-                return
-            self._health = health
-        self._emit_safely(
-            LineStatus(line=self.name, state=state, detail=detail, signal_dbm=signal_dbm)
-        )
-
-    def _emit_safely(self, event: Event) -> None:
-        try:
-            self._emit(event)
-        except Exception:
-            logger.exception("%s: emitting %s failed", self.name, event.TYPE.value)
-
-
-def _worth_reporting(last: _LineHealth, new: _LineHealth) -> bool:
-    if (last.state, last.detail) != (new.state, new.detail):
-        return True
-    if last.signal_dbm is None or new.signal_dbm is None:
-        return last.signal_dbm != new.signal_dbm
-    return abs(new.signal_dbm - last.signal_dbm) >= SIGNAL_REPORT_STEP_DB
+        self.wake()
 
 
 def _first_value(lines: list[str], prefix: str) -> str:

@@ -13,5 +13,7 @@ voice activity, resampling); this package puts them to work:
 * ``analyze.py``: duration, speech, first speech, silence, DTMF digits of a
   recording or of any PCM;
 * ``cli.py``: ``edge112 audio analyze|dtmf|convert``;
+* ``contract.py``: what a line driver hands over for each answered call
+  (``CallAudio``, ``AudioSink``, ``AudioSinkFactory``);
 * ``pipeline.py``: the live path from a call's audio port to these.
 """

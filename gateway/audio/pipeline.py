@@ -18,7 +18,6 @@ the recording, never the analysis or the call's events.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import threading
 from collections.abc import Callable
@@ -29,8 +28,8 @@ from typing import Any
 
 from cython_ext.g711 import alaw_decode
 from cython_ext.ringbuffer import RingBuffer
-from drivers.audio_port import AudioEncoding, AudioSink, CallAudio
 from gateway.audio.analyze import AudioAnalysis, DtmfDigit, StreamingAnalysis
+from gateway.audio.contract import AudioEncoding, AudioSink, CallAudio
 from gateway.audio.recorder import CallRecorder, RecordingStore
 from gateway.audio.wav import read_wav
 from gateway.config import AudioSettings
@@ -40,6 +39,7 @@ log = logging.getLogger("edge112.audio")
 
 SAMPLE_RATE = 8000
 SILENT_CALL_DIGITS = "55"  # as the UK's Silent Solution: press 55 if you need help
+SPACE_CHECK_FRAMES = 50  # check the recordings filesystem's free space once a second
 
 
 @dataclass
@@ -83,6 +83,9 @@ class CallAudioPipeline:
         self._closed = False
         self._lock = threading.Lock()
         self._store = store
+        self._frames_since_space_check = 0
+        self._finished_early: dict[str, Any] | None = None
+        self._recording_stopped: str | None = None  # why the recording ended before the call
         self._recorder = self._open_recorder(store)
         self._silent: SilentCallState | None = None
         if prompt and call.play is not None:
@@ -94,6 +97,10 @@ class CallAudioPipeline:
 
     def _open_recorder(self, store: RecordingStore | None) -> CallRecorder | None:
         if store is None or not self.settings.record:
+            return None
+        problem = store.space_problem()
+        if problem is not None:
+            log.warning("%s: not recording %s: %s", self.call.line, self.call.call_id, problem)
             return None
         try:
             path = store.path_for(self.call.call_id, self.call.line, datetime.now(UTC))
@@ -129,6 +136,17 @@ class CallAudioPipeline:
     def _record(self, frame: bytes, pcm: bytes) -> None:
         if self._recorder is None:
             return
+        self._frames_since_space_check += 1
+        if self._store is not None and self._frames_since_space_check >= SPACE_CHECK_FRAMES:
+            self._frames_since_space_check = 0
+            problem = self._store.space_problem()
+            if problem is not None:
+                log.warning(
+                    "%s: recording of %s stopped: %s", self.call.line, self.call.call_id, problem
+                )
+                self._recording_stopped = "disk_low"
+                self._finished_early = self._finish_recording()
+                return
         try:
             if (
                 self.call.encoding == AudioEncoding.ALAW
@@ -139,13 +157,8 @@ class CallAudioPipeline:
                 self._recorder.write_pcm(pcm)
         except OSError as error:
             log.error("%s: recording of %s stopped: %s", self.call.line, self.call.call_id, error)
-            self._abandon_recording()
-
-    def _abandon_recording(self) -> None:
-        recorder, self._recorder = self._recorder, None
-        if recorder is not None:
-            with contextlib.suppress(OSError):
-                recorder.close()
+            self._recording_stopped = "write_failed"
+            self._finished_early = self._finish_recording(keep_buffered=False)
 
     def _on_digit(self, digit: DtmfDigit) -> None:
         policy = self._silent
@@ -197,7 +210,9 @@ class CallAudioPipeline:
             last_digits, analysis = self._analysis.finish()
             for digit in last_digits:
                 self._on_digit(digit)
-            recording = self._finish_recording()
+            recording = self._finish_recording() or self._finished_early
+            if recording is not None and self._recording_stopped is not None:
+                recording["stopped"] = self._recording_stopped
             self._emit(self._summary(analysis, recording))
         if self._store is not None:
             try:
@@ -205,12 +220,12 @@ class CallAudioPipeline:
             except OSError as error:
                 log.error("recording quota could not be enforced: %s", error)
 
-    def _finish_recording(self) -> dict[str, Any] | None:
+    def _finish_recording(self, *, keep_buffered: bool = True) -> dict[str, Any] | None:
         recorder, self._recorder = self._recorder, None
         if recorder is None:
             return None
         try:
-            info = recorder.close()
+            info = recorder.close(keep_buffered=keep_buffered)
         except OSError as error:
             log.error("%s: recording of %s lost: %s", self.call.line, self.call.call_id, error)
             return None
@@ -266,6 +281,7 @@ def pipeline_factory(
             quota_mb=settings.quota_mb,
             retention_days=settings.retention_days,
             protected=protected,
+            min_free_mb=settings.min_free_mb,
         )
         if settings.record
         else None

@@ -154,11 +154,17 @@ class CallRecorder:
         self._last_sync = time.monotonic()
 
     def _write_at(self, offset: int, data: BytesLike) -> None:
-        view = memoryview(data)
-        while view:
-            written = os.pwrite(self._fd, view, offset)
-            view = view[written:]
-            offset += written
+        # Release the views even when pwrite fails: a view left alive in the traceback
+        # would make the next append to the buffer raise BufferError.
+        with memoryview(data) as whole:
+            view = whole
+            try:
+                while view:
+                    written = os.pwrite(self._fd, view, offset)
+                    view = view[written:]
+                    offset += written
+            finally:
+                view.release()
 
     # ------------------------------------------------------------ state
 
@@ -175,14 +181,25 @@ class CallRecorder:
     def closed(self) -> bool:
         return self._closed
 
-    def close(self) -> RecordingInfo:
-        """Finish the file (pad byte, final header, fsync) and describe it."""
+    def close(self, *, keep_buffered: bool = True) -> RecordingInfo:
+        """Finish the file (pad byte, final header, fsync) and describe it.
+
+        ``keep_buffered=False`` after a write failed (a full disk): drop the audio
+        not yet on disk and finish the file with what is, rewriting only the
+        header in place (which needs no new space).
+        """
         if self._closed:
             raise ValueError(f"{self.path}: recording already closed")
+        if not keep_buffered:
+            self._buffer.clear()
         try:
             self.sync()
             if self._synced % 2:
-                self._write_at(self._header_length + self._synced, b"\x00")
+                try:
+                    self._write_at(self._header_length + self._synced, b"\x00")
+                except OSError:
+                    if keep_buffered:
+                        raise  # without the pad byte the file is still read by every reader
             self._write_at(0, wav_header(self.encoding, self._synced))
             os.fsync(self._fd)
         finally:

@@ -18,11 +18,12 @@ from typing import Any
 import pytest
 
 from cython_ext.dtmf import DtmfDetector
-from drivers.audio_port import FRAME_BYTES, CallAudio
+from drivers.audio_port import FRAME_BYTES
 from drivers.gsm.modem import GsmModemDriver
 from drivers.simulated.audio_signals import speech_like, to_pcm
 from drivers.simulated.caller_audio import AudioSegment
 from drivers.simulated.gsm_modem import SimulatedCall, SimulatedGsmModem
+from gateway.audio.contract import CallAudio
 from gateway.events import CallAnswered, CallEnded, CallOffered, EndCause, envelope
 from tests.conftest import validate_event
 

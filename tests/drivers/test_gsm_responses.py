@@ -22,8 +22,8 @@ from drivers.gsm.responses import (
     parse_csq_dbm,
     parse_registration,
 )
-from drivers.privacy import mask_digit_runs, mask_number
 from gateway.events import EndCause, Presentation
+from gateway.privacy import mask_digit_runs, mask_number
 
 
 @pytest.mark.parametrize(

@@ -501,3 +501,62 @@ def test_a_process_killed_while_holding_events_leaves_them_in_the_journal(
     recovered = next(e for e in events if e["data"].get("code") == "held_events_recovered")
     assert recovered["data"]["detail"]["held"] == 13
     assert recovered["data"]["detail"]["lost"] == 0
+
+
+# ---------------------------------------------------------------- recordings
+
+
+def _record_call(disk: SmallDisk, seconds: float, min_free_mb: float) -> dict[str, Any]:
+    """One answered call of speech-like audio through the product pipeline; its summary."""
+    from drivers.simulated.audio_signals import speech_like, to_pcm
+    from gateway.audio.contract import CallAudio
+    from gateway.audio.pipeline import CallAudioPipeline
+    from gateway.audio.recorder import RecordingStore
+    from gateway.config import AudioSettings
+    from gateway.events import CallAudioSummary, Event
+
+    settings = AudioSettings(recordings_dir=str(disk.path / "recordings"), min_free_mb=min_free_mb)
+    store = RecordingStore(settings.recordings_dir, quota_mb=100, min_free_mb=min_free_mb)
+    events: list[Event] = []
+    call = CallAudio(call_id="call-1", line="gsm0", encoding="pcm16", play=None)
+    pipeline = CallAudioPipeline(call, settings, events.append, store=store)
+    pcm = to_pcm(speech_like(seconds, seed=3))
+    for position in range(0, len(pcm), 320):
+        pipeline.feed(pcm[position : position + 320])
+    pipeline.close()
+    summaries = [event for event in events if isinstance(event, CallAudioSummary)]
+    assert len(summaries) == 1, "the call's analysis is reported whatever became of its recording"
+    return summaries[0].data()
+
+
+def _leave_free(disk: SmallDisk, free: int) -> None:
+    with open(disk.path / "filler-partial", "wb") as filler:
+        filler.write(b"\xa5" * max(0, disk.free_bytes() - free))
+
+
+def test_a_recording_stops_before_it_takes_the_outbox_last_space(small_disk: SmallDisk) -> None:
+    from gateway.audio.wav import read_wav
+
+    _leave_free(small_disk, 1_100_000)
+    summary = _record_call(small_disk, seconds=30, min_free_mb=1.0)  # 240 kB of A-law
+    recording = summary["recording"]
+    assert recording is not None and recording["stopped"] == "disk_low"
+    assert 5_000 < recording["duration_ms"] < 25_000, "stopped part way, at the floor"
+    assert small_disk.free_bytes() >= 1_000_000 - 8_000 * 2, "the floor held (within 2 s)"
+    kept = read_wav(Path(recording["path"]))
+    assert abs(kept.duration_ms - recording["duration_ms"]) <= 20, "what was kept is a valid WAV"
+
+
+def test_no_recording_starts_below_the_floor(small_disk: SmallDisk) -> None:
+    _leave_free(small_disk, 500_000)
+    summary = _record_call(small_disk, seconds=3, min_free_mb=1.0)
+    assert summary["recording"] is None
+    assert not list((small_disk.path / "recordings").rglob("*.wav"))
+
+
+def test_a_recording_the_disk_refuses_ends_cleanly_and_says_so(small_disk: SmallDisk) -> None:
+    _leave_free(small_disk, 60_000)
+    summary = _record_call(small_disk, seconds=20, min_free_mb=0)  # no floor: ENOSPC itself
+    recording = summary["recording"]
+    assert recording is not None and recording["stopped"] == "write_failed"
+    assert recording["duration_ms"] < 20_000
