@@ -244,3 +244,28 @@ def test_payload_published_is_the_stored_payload(
     finally:
         forwarder.stop()
     assert monitor.feed(GATEWAY).events[seq] == stored
+
+
+def test_a_stop_while_waiting_for_connack_is_not_reported_as_a_broker_fault(
+    outbox: Outbox,
+) -> None:
+    """A peer that accepts TCP and never answers: stopping then must not leave
+    "no CONNACK from the broker" as the last error (it misled operators, and a test)."""
+    import socket
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        port = silent.getsockname()[1]
+        forwarder = Forwarder(
+            outbox,
+            MqttSettings(url=f"mqtt://127.0.0.1:{port}", reconnect_min_s=0.1),
+            gateway_id=GATEWAY,
+            region=REGION,
+        )
+        forwarder.start()
+        peer, _ = silent.accept()  # the forwarder is connected and waits for its CONNACK
+        with peer:
+            forwarder.stop()
+    assert not forwarder.alive
+    assert forwarder.stats.last_error == "", forwarder.stats.last_error
