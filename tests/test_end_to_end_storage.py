@@ -22,6 +22,7 @@ import pytest
 from drivers.simulated.gsm_modem import SimulatedGsmModem
 from gateway.broker import PrivateBroker
 from gateway.consumer import FeedMonitor
+from tests.conftest import validate_event
 from tests.gateway.test_storage_faults import SmallDisk, small_disk  # noqa: F401 (fixture)
 from tests.test_end_to_end import GatewayProcess, call
 
@@ -127,6 +128,8 @@ def test_a_full_disk_and_sigkills_lose_no_call(
         f"every held call was stored once space came back {context}"
     )
     assert alarms(monitor, "storage_fault"), context
+    for event in monitor.everything_of(GATEWAY):
+        validate_event(event)  # seq-0 events too
     recovered = alarms(monitor, "held_events_recovered")
     assert recovered, f"the restart read the held events back from the journal {context}"
     assert all(alarm["data"]["detail"]["lost"] == 0 for alarm in recovered), context
