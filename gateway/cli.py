@@ -17,7 +17,7 @@ from gateway.config import Config, ConfigError, load_config
 from gateway.logs import setup_logging
 
 if TYPE_CHECKING:
-    from gateway.outbox import OutboxReader
+    from gateway.outbox_reader import OutboxReader
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
 
@@ -66,7 +66,7 @@ def cmd_config_example(_args: argparse.Namespace) -> int:
 
 
 def _queue_reader(args: argparse.Namespace) -> tuple[OutboxReader, int]:
-    from gateway.outbox import OutboxReader
+    from gateway.outbox_reader import OutboxReader
 
     config = _config_or_exit(args.config)
     path = Path(config.outbox.path)

@@ -53,7 +53,8 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from gateway.config import MqttSettings
 from gateway.events import Priority, status_topic
-from gateway.outbox import Outbox, OutboxReader, PendingRow
+from gateway.outbox import Outbox
+from gateway.outbox_reader import OutboxReader, PendingRow
 
 log = logging.getLogger("edge112.forwarder")
 

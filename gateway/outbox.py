@@ -60,13 +60,12 @@ from gateway.events import (
 from gateway.outbox_faults import (
     HELD_RETRY_S,
     RESERVE_BYTES,
-    HeldEvents,
-    HeldJournal,
-    SpaceReserve,
     StorageFault,
+    StorageFaults,
     classify,
     is_damage,
 )
+from gateway.outbox_reader import OutboxReader, PendingRow
 from gateway.outbox_recovery import (
     COLUMNS,
     SeqReservation,
@@ -131,41 +130,6 @@ class Submission:
         return self.seq
 
 
-@dataclass(frozen=True)
-class PendingRow:
-    seq: int
-    priority: int
-    type: str
-    topic: str
-    payload: bytes
-
-
-@dataclass
-class OutboxStats:
-    pending: int
-    pending_by_priority: dict[str, int]
-    pending_bytes: int
-    max_bytes: int
-    oldest_age_s: float | None
-    next_seq: int
-    path: str
-    file_bytes: int
-    counters: dict[str, int] = field(default_factory=dict)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "pending": self.pending,
-            "pending_by_priority": self.pending_by_priority,
-            "pending_bytes": self.pending_bytes,
-            "max_bytes": self.max_bytes,
-            "oldest_age_s": self.oldest_age_s,
-            "next_seq": self.next_seq,
-            "path": self.path,
-            "file_bytes": self.file_bytes,
-            "counters": self.counters,
-        }
-
-
 @dataclass
 class _Acknowledge:
     seqs: list[int]
@@ -228,30 +192,42 @@ class Outbox:
         self._written: list[tuple[Any, ...]] = []  # inserts of the open transaction, written
         self._durable = synchronous == "full"
         self._reservation = SeqReservation(self._beside(".seq"))
-        self._reserve = SpaceReserve(self._beside(".reserve"), reserve_bytes)
-        self.held = HeldEvents(
-            HeldJournal(self._beside(".held")), gateway_id=gateway_id, region=region, limit=held_max
+        self.faults = StorageFaults(
+            self.path,
+            gateway_id=gateway_id,
+            region=region,
+            held_max=held_max,
+            reserve_bytes=reserve_bytes,
+            on_unkept=on_unkept,
+            count=self._count,
         )
-        # Storage fault in progress (None when the disk takes writes), since when, what it cost.
-        self.fault: StorageFault | None = None
-        self._fault_since = 0.0
-        self._fault_counts = {"held": 0, "not_kept": 0, "reserve_released": 0}
+        self.held = self.faults.held
         self.epoch = 0  # bumped each time the write connection is (re)opened
         self._conn: sqlite3.Connection | None = None
         self._next_seq = 0
         self._pending_bytes = 0
-        self._recover_held()
+        recovered = self.faults.recover_journal()
+        if recovered is not None:
+            self.startup_alarms.append(recovered)
         try:
             self._open_writable()
         except (sqlite3.Error, OSError) as error:
             if not self._retry_after_releasing_reserve(error):
-                self._enter_fault(classify(error, self.path.parent), "opening the outbox")
-        self._reserve.take()
+                self.faults.enter(classify(error, self.path.parent), "opening the outbox")
+        self.faults.reserve.take()
         self._writer = threading.Thread(target=self._write_loop, name="outbox-writer", daemon=True)
         self._writer.start()
 
     def _beside(self, suffix: str) -> Path:
         return self.path.with_name(self.path.name + suffix)
+
+    def _count(self, name: str) -> None:
+        self.counters[name] += 1
+
+    @property
+    def fault(self) -> StorageFault | None:
+        """The storage fault in progress, or None while the disk takes writes."""
+        return self.faults.fault
 
     # ------------------------------------------------------------ opening
 
@@ -295,39 +271,6 @@ class Outbox:
         )
         self.startup_alarms.append(alarm)
         return conn
-
-    def _recover_held(self) -> None:
-        """Queue again the events a previous process held when it died during a fault."""
-        count, events = self.held.recover()
-        self.held.journal.open()
-        if not count:
-            if self.held.journal.ready:
-                self.held.journal.write(0, [])
-            return
-        refused = self.held.add_many(events)
-        lost = count - len(events) + len(refused)
-        log.critical(
-            "a previous run held %d events when it stopped; %d read back, %d lost",
-            count,
-            len(events),
-            lost,
-        )
-        self.startup_alarms.append(
-            GatewayAlarm(
-                code="held_events_recovered",
-                severity=AlarmSeverity.CRITICAL if lost else AlarmSeverity.WARNING,
-                message=f"the previous run stopped while its disk refused writes, holding {count} "
-                f"events in memory; {len(events) - len(refused)} were read back from "
-                f"{self.held.journal.path} and queued again"
-                + (f"; {lost} could not be read back and are lost" if lost else ""),
-                detail={
-                    "held": count,
-                    "recovered": len(events) - len(refused),
-                    "lost": lost,
-                    "event_ids": [event.event_id for event in events],
-                },
-            )
-        )
 
     # ------------------------------------------------------------ producers
 
@@ -488,9 +431,11 @@ class Outbox:
 
     def _retry_after_releasing_reserve(self, error: BaseException) -> bool:
         """On a full disk, give up the reserve file; True if that made room to try once more."""
-        if classify(error, self.path.parent).kind != "disk_full" or not self._reserve.release():
+        if (
+            classify(error, self.path.parent).kind != "disk_full"
+            or not self.faults.release_reserve()
+        ):
             return False
-        self._fault_counts["reserve_released"] += 1
         try:
             if self._conn is None:
                 self._open_writable()
@@ -501,8 +446,8 @@ class Outbox:
                 code="disk_full",
                 severity=AlarmSeverity.CRITICAL,
                 message=f"the disk holding {self.path} is full: released the outbox's "
-                f"{self._reserve.size} byte reserve to keep storing events; free space now",
-                detail={"path": str(self.path), "reserve_bytes": self._reserve.size},
+                f"{self.faults.reserve.size} byte reserve to keep storing events; free space now",
+                detail={"path": str(self.path), "reserve_bytes": self.faults.reserve.size},
             )
         )
         return True
@@ -514,7 +459,7 @@ class Outbox:
         submissions = [item for item in batch if isinstance(item, Submission)]
         acks = [item for item in batch if isinstance(item, _Acknowledge)]
         held = self.held.snapshot()
-        recovered = self._recovery_alarm(held) if self.fault is not None else None
+        recovered = self.faults.recovery_alarm(len(held)) if self.fault is not None else None
         committed: list[tuple[Submission, int]] = []
         refused: list[Submission] = []
         next_seq_before, bytes_before = self._next_seq, self._pending_bytes
@@ -555,9 +500,7 @@ class Outbox:
             self.held.discard([h.event.event_id for h in held])
         if recovered is not None:
             log.warning("%s", recovered.message)
-            self.fault = None
-            self._fault_counts = dict.fromkeys(self._fault_counts, 0)
-            self._reserve.take()
+            self.faults.end()
         with _RESOLVED:
             for submission, seq in committed:
                 submission._resolve(seq)
@@ -573,26 +516,6 @@ class Outbox:
             fresh = [PendingRow(row[0], row[1], row[2], row[4], row[5]) for row in inserted]
             for listener in self._listeners:
                 self._call_safely(listener, fresh)
-
-    def _recovery_alarm(self, held: list[Any]) -> GatewayAlarm:
-        assert self.fault is not None
-        counts = self._fault_counts
-        lasted = time.time() - self._fault_since
-        return GatewayAlarm(
-            code="storage_recovered",
-            severity=AlarmSeverity.WARNING,
-            message=f"outbox stores events again after {lasted:.0f} s ({self.fault.describe()}); "
-            f"{len(held)} held events stored now, {counts['not_kept']} events could not be kept",
-            detail={
-                "fault": self.fault.kind,
-                "code": self.fault.code,
-                "lasted_s": round(lasted, 3),
-                "held_stored": len(held),
-                "held_total": counts["held"],
-                "not_kept": counts["not_kept"],
-                "reserve_released": counts["reserve_released"],
-            },
-        )
 
     @staticmethod
     def _call_safely(callback: Callable[..., None], *args: Any) -> None:
@@ -736,48 +659,16 @@ class Outbox:
             self._over_budget_alarmed = False
         return alarms
 
-    def _enter_fault(self, fault: StorageFault, where: str) -> None:
-        """The first failure of an episode: remember it and hold an alarm that says so."""
-        if self.fault is not None:
-            return
-        self.fault = fault
-        self._fault_since = time.time()
-        journal = (
-            f"; held events are mirrored in {self.held.journal.path}"
-            if self.held.journal.ready
-            else "; held events are in memory only (no journal)"
-        )
-        log.critical("outbox cannot write while %s: %s", where, fault.describe())
-        self._hold_or_announce(
-            [
-                GatewayAlarm(
-                    code="storage_fault",
-                    severity=AlarmSeverity.CRITICAL,
-                    message=f"outbox {self.path} cannot store events while {where}: "
-                    f"{fault.describe()}; call events and alarms are held in memory (at most "
-                    f"{self.held.limit}) and sent with seq 0, telemetry is not kept" + journal,
-                    detail={
-                        "fault": fault.kind,
-                        "code": fault.code,
-                        "error": fault.detail,
-                        "path": str(self.path),
-                        "held_max": self.held.limit,
-                    },
-                )
-            ],
-            fault,
-        )
-
     def _write_failed(self, fault: StorageFault, batch: list[Any]) -> None:
         """Nothing of ``batch`` was written: hold call events and alarms, announce the rest,
         wake every waiter, and report acknowledgements as not deleted (sent again later)."""
         self.counters["write_failures"] += 1
-        self._enter_fault(fault, "writing")
+        self.faults.enter(fault, "writing")
         submissions = [item for item in batch if isinstance(item, Submission)]
         for item in batch:
             if isinstance(item, _Acknowledge) and item.on_done:
                 self._call_safely(item.on_done, [])
-        outcome = self._hold_or_announce([s.event for s in submissions], fault)
+        outcome = self.faults.hold_or_announce([s.event for s in submissions], fault)
         with _RESOLVED:
             for submission in submissions:
                 if outcome[submission.event.event_id]:
@@ -790,45 +681,6 @@ class Outbox:
                         None, OutboxWriteFailed(f"outbox write failed: {fault.describe()}")
                     )
             _RESOLVED.notify_all()
-
-    def _hold_or_announce(self, events: list[Event], fault: StorageFault) -> dict[str, bool]:
-        """Hold what may be held; announce the rest as ``event_not_kept``. Returns held-or-not
-        per event_id."""
-        urgent = [event for event in events if event.PRIORITY == Priority.EMERGENCY]
-        overflow = {event.event_id for event in self.held.add_many(urgent)}
-        outcome: dict[str, bool] = {}
-        for event in events:
-            held = event.PRIORITY == Priority.EMERGENCY and event.event_id not in overflow
-            outcome[event.event_id] = held
-            if held:
-                self.counters["held"] += 1
-                self._fault_counts["held"] += 1
-                continue
-            self.counters["not_kept"] += 1
-            self._fault_counts["not_kept"] += 1
-            reason = (
-                "the held-event queue is full" if event.event_id in overflow else fault.describe()
-            )
-            log.critical(
-                "outbox could not keep %s %s: %s", event.TYPE.value, event.event_id, reason
-            )
-            if self.on_unkept is not None:
-                self._call_safely(
-                    self.on_unkept,
-                    GatewayAlarm(
-                        code="event_not_kept",
-                        severity=AlarmSeverity.CRITICAL,
-                        message=f"outbox could not store {event.TYPE.value} "
-                        f"{event.event_id}: {reason}",
-                        detail={
-                            "type": event.TYPE.value,
-                            "event_id": event.event_id,
-                            "data": event.data(),
-                            "error": reason,
-                        },
-                    ),
-                )
-        return outcome
 
     # ------------------------------------------------------------ lifecycle
 
@@ -843,81 +695,10 @@ class Outbox:
             with contextlib.suppress(sqlite3.Error, OSError):
                 self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._conn.close()
-        if len(self.held):
-            log.critical(
-                "outbox closed with %d events held (the disk refused them); %s",
-                len(self.held),
-                f"they are in {self.held.journal.path} for the next start"
-                if self.held.journal.ready
-                else "there is no journal: they are lost",
-            )
-        self.held.journal.close()
+        self.faults.close()
 
     def __enter__(self) -> Outbox:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-class OutboxReader:
-    """Read side of the outbox, one per thread: fetch pending rows, stats, peek."""
-
-    def __init__(self, path: str | Path, *, immutable: bool = False) -> None:
-        """``immutable``: read the file as it is, without the WAL index (no ``-shm`` to
-        create): only correct while nobody writes and no ``-wal`` holds commits, which is
-        the case when the outbox could not open its file at start (a full disk)."""
-        self.path = Path(path)
-        self.immutable = immutable
-        if immutable:
-            uri = f"{self.path.resolve().as_uri()}?mode=ro&immutable=1"
-            self._conn = sqlite3.connect(uri, uri=True, isolation_level=None)
-        else:
-            self._conn = sqlite3.connect(str(self.path), isolation_level=None, timeout=30)
-            self._conn.execute("PRAGMA busy_timeout=30000")
-
-    def fetch_after(self, priority: int, after_seq: int, limit: int) -> list[PendingRow]:
-        rows = self._conn.execute(
-            "SELECT seq, priority, type, topic, payload FROM events"
-            " WHERE priority=? AND seq>? ORDER BY seq LIMIT ?",
-            (priority, after_seq, limit),
-        ).fetchall()
-        return [PendingRow(*row) for row in rows]
-
-    def peek(self, limit: int = 10) -> list[PendingRow]:
-        rows = self._conn.execute(
-            "SELECT seq, priority, type, topic, payload FROM events ORDER BY priority, seq LIMIT ?",
-            (limit,),
-        ).fetchall()
-        return [PendingRow(*row) for row in rows]
-
-    def stats(self, max_bytes: int = 0, counters: dict[str, int] | None = None) -> OutboxStats:
-        by_priority = {
-            Priority(priority).name.lower(): count
-            for priority, count in self._conn.execute(
-                "SELECT priority, count(*) FROM events GROUP BY priority"
-            )
-        }
-        pending_bytes, oldest = self._conn.execute(
-            "SELECT coalesce(sum(size), 0), min(created_at) FROM events"
-        ).fetchone()
-        next_seq = self._conn.execute("SELECT value FROM meta WHERE key='next_seq'").fetchone()[0]
-        file_bytes = sum(
-            Path(str(self.path) + suffix).stat().st_size
-            for suffix in ("", "-wal")
-            if Path(str(self.path) + suffix).exists()
-        )
-        return OutboxStats(
-            pending=sum(by_priority.values()),
-            pending_by_priority=by_priority,
-            pending_bytes=int(pending_bytes),
-            max_bytes=max_bytes,
-            oldest_age_s=None if oldest is None else round(time.time() - oldest, 3),
-            next_seq=int(next_seq),
-            path=str(self.path),
-            file_bytes=file_bytes,
-            counters=dict(counters or {}),
-        )
-
-    def close(self) -> None:
-        self._conn.close()

@@ -46,10 +46,20 @@ import logging
 import os
 import sqlite3
 import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from gateway.events import Event, decode, encode, topic_for
+from gateway.events import (
+    AlarmSeverity,
+    Event,
+    GatewayAlarm,
+    Priority,
+    decode,
+    encode,
+    topic_for,
+)
 
 log = logging.getLogger("edge112.outbox")
 
@@ -360,3 +370,176 @@ class HeldEvents:
             except (ValueError, KeyError, TypeError) as error:
                 log.error("held-event journal: an entry could not be read back: %s", error)
         return count, events
+
+
+class StorageFaults:
+    """What the outbox keeps while its disk refuses writes: the fault, its cost, the held
+    events, the reserve, and the alarms that say so. Used by the outbox's writer thread
+    (and read by others: ``fault`` and ``held``)."""
+
+    def __init__(
+        self,
+        outbox_path: Path,
+        *,
+        gateway_id: str,
+        region: str,
+        held_max: int,
+        reserve_bytes: int,
+        on_unkept: Callable[[GatewayAlarm], None] | None,
+        count: Callable[[str], None],
+    ) -> None:
+        def beside(suffix: str) -> Path:
+            return outbox_path.with_name(outbox_path.name + suffix)
+
+        self.outbox_path = outbox_path
+        self.held = HeldEvents(
+            HeldJournal(beside(".held")), gateway_id=gateway_id, region=region, limit=held_max
+        )
+        self.reserve = SpaceReserve(beside(".reserve"), reserve_bytes)
+        self.fault: StorageFault | None = None  # None while the disk takes writes
+        self._since = 0.0
+        self._counts = {"held": 0, "not_kept": 0, "reserve_released": 0}  # this episode
+        self._on_unkept = on_unkept
+        self._count = count  # the outbox's counters
+
+    def recover_journal(self) -> GatewayAlarm | None:
+        """Hold again what a previous process held when it died; the alarm that says so."""
+        count, events = self.held.recover()
+        self.held.journal.open()
+        if not count:
+            if self.held.journal.ready:
+                self.held.journal.write(0, [])
+            return None
+        refused = self.held.add_many(events)
+        recovered = len(events) - len(refused)
+        lost = count - recovered
+        log.critical(
+            "a previous run held %d events when it stopped; %d read back, %d lost",
+            count,
+            recovered,
+            lost,
+        )
+        return GatewayAlarm(
+            code="held_events_recovered",
+            severity=AlarmSeverity.CRITICAL if lost else AlarmSeverity.WARNING,
+            message=f"the previous run stopped while its disk refused writes, holding {count} "
+            f"events in memory; {recovered} were read back from {self.held.journal.path} and "
+            "queued again" + (f"; {lost} could not be read back and are lost" if lost else ""),
+            detail={
+                "held": count,
+                "recovered": recovered,
+                "lost": lost,
+                "event_ids": [event.event_id for event in events],
+            },
+        )
+
+    def release_reserve(self) -> bool:
+        released = self.reserve.release()
+        if released:
+            self._counts["reserve_released"] += 1
+        return released
+
+    def enter(self, fault: StorageFault, where: str) -> None:
+        """The first failure of an episode: remember it and hold an alarm that says so."""
+        if self.fault is not None:
+            return
+        self.fault = fault
+        self._since = time.time()
+        journal = (
+            f"; held events are mirrored in {self.held.journal.path}"
+            if self.held.journal.ready
+            else "; held events are in memory only (no journal)"
+        )
+        log.critical("outbox cannot write while %s: %s", where, fault.describe())
+        alarm = GatewayAlarm(
+            code="storage_fault",
+            severity=AlarmSeverity.CRITICAL,
+            message=f"outbox {self.outbox_path} cannot store events while {where}: "
+            f"{fault.describe()}; call events and alarms are held in memory (at most "
+            f"{self.held.limit}) and sent with seq 0, telemetry is not kept" + journal,
+            detail={
+                "fault": fault.kind,
+                "code": fault.code,
+                "error": fault.detail,
+                "path": str(self.outbox_path),
+                "held_max": self.held.limit,
+            },
+        )
+        self.hold_or_announce([alarm], fault)
+
+    def hold_or_announce(self, events: list[Event], fault: StorageFault) -> dict[str, bool]:
+        """Hold call events and alarms; announce the rest (telemetry, overflow) as
+        ``event_not_kept`` with their data. Returns held-or-not per event_id."""
+        urgent = [event for event in events if event.PRIORITY == Priority.EMERGENCY]
+        overflow = {event.event_id for event in self.held.add_many(urgent)}
+        outcome: dict[str, bool] = {}
+        for event in events:
+            held = event.PRIORITY == Priority.EMERGENCY and event.event_id not in overflow
+            outcome[event.event_id] = held
+            name = "held" if held else "not_kept"
+            self._counts[name] += 1
+            self._count(name)
+            if not held:
+                reason = fault.describe()
+                if event.event_id in overflow:
+                    reason = f"the held-event queue is full ({self.held.limit}); {reason}"
+                self._announce(event, reason)
+        return outcome
+
+    def _announce(self, event: Event, reason: str) -> None:
+        log.critical("outbox could not keep %s %s: %s", event.TYPE.value, event.event_id, reason)
+        if self._on_unkept is None:
+            return
+        alarm = GatewayAlarm(
+            code="event_not_kept",
+            severity=AlarmSeverity.CRITICAL,
+            message=f"outbox could not store {event.TYPE.value} {event.event_id}: {reason}",
+            detail={
+                "type": event.TYPE.value,
+                "event_id": event.event_id,
+                "data": event.data(),
+                "error": reason,
+            },
+        )
+        try:
+            self._on_unkept(alarm)
+        except Exception:  # the writer must survive its callbacks
+            log.exception("on_unkept callback failed")
+
+    def recovery_alarm(self, held_stored: int) -> GatewayAlarm:
+        """The alarm stored with the held events in the first transaction that succeeds."""
+        assert self.fault is not None
+        counts = self._counts
+        lasted = time.time() - self._since
+        return GatewayAlarm(
+            code="storage_recovered",
+            severity=AlarmSeverity.WARNING,
+            message=f"outbox stores events again after {lasted:.0f} s ({self.fault.describe()}); "
+            f"{held_stored} held events stored now, {counts['not_kept']} events could not be kept",
+            detail={
+                "fault": self.fault.kind,
+                "code": self.fault.code,
+                "lasted_s": round(lasted, 3),
+                "held_stored": held_stored,
+                "held_total": counts["held"],
+                "not_kept": counts["not_kept"],
+                "reserve_released": counts["reserve_released"],
+            },
+        )
+
+    def end(self) -> None:
+        """The recovery alarm was committed: the episode is over."""
+        self.fault = None
+        self._counts = dict.fromkeys(self._counts, 0)
+        self.reserve.take()
+
+    def close(self) -> None:
+        if len(self.held):
+            log.critical(
+                "outbox closed with %d events held (the disk refused them); %s",
+                len(self.held),
+                f"they are in {self.held.journal.path} for the next start"
+                if self.held.journal.ready
+                else "there is no journal: they are lost",
+            )
+        self.held.journal.close()

@@ -17,7 +17,8 @@ from gateway.events import (
     Presentation,
     Priority,
 )
-from gateway.outbox import Outbox, OutboxReader, TelemetryRefused
+from gateway.outbox import Outbox, TelemetryRefused
+from gateway.outbox_reader import OutboxReader
 from gateway.outbox_schema import CURRENT_VERSION, SchemaTooNew, schema_version
 
 
