@@ -17,7 +17,7 @@ from drivers.simulated.gsm_modem import SimulatedCall, SimulatedGsmModem
 from gateway.audio.wav import read_wav, write_wav
 from gateway.broker import PrivateBroker
 from gateway.consumer import FeedMonitor
-from tests.conftest import validate_event
+from tests.conftest import PROCESS_TIMEOUT_S, validate_event
 from tests.test_end_to_end import GATEWAY, GatewayProcess, lines_up
 
 
@@ -45,7 +45,7 @@ def test_speaking_caller_silent_caller_and_a_caller_who_presses_55(
     )
     gateway = GatewayProcess(write_audio_config(tmp_path, broker, modem)).start()
     try:
-        assert monitor.wait_for(lambda m: lines_up(m) == 1, 15)
+        assert monitor.wait_for(lambda m: lines_up(m) == 1, PROCESS_TIMEOUT_S), "modem set up"
         calls = [
             SimulatedCall(  # speaks, then presses 1 1 2
                 number="+6281111111111",
@@ -68,14 +68,13 @@ def test_speaking_caller_silent_caller_and_a_caller_who_presses_55(
             ),
         ]
         for spec in calls:
-            assert modem.place_call(spec).wait(30)
+            assert modem.place_call(spec).wait(PROCESS_TIMEOUT_S)
         assert monitor.wait_for(
-            lambda m: len(m.events_of(GATEWAY, "call.audio_summary")) == 3, 20
+            lambda m: len(m.events_of(GATEWAY, "call.audio_summary")) == 3, PROCESS_TIMEOUT_S
         ), "one summary per answered call"
         gateway.terminate()
     finally:
-        if gateway.process and gateway.process.poll() is None:
-            gateway.kill()
+        gateway.stop_if_running()
         modem.close()
     events = monitor.events_of(GATEWAY)
     for event in events:

@@ -1,12 +1,12 @@
 """DTMF detector: conformance (ITU-T Q.24 / ETSI ES 201 235-3), talk-off, parity.
 
-Conformance signals come from ``drivers.simulated.audio_signals``; multimon-ng and
-espeak-ng are used as well when they are installed.
+Conformance signals come from ``drivers.simulated.audio_signals``; the tests
+on espeak-ng speech and the multimon-ng cross-check need those programs and are
+skipped, with the reason, where they are not installed.
 """
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import wave
 from array import array
@@ -31,6 +31,7 @@ from drivers.simulated.audio_signals import (
     white_noise,
     with_snr,
 )
+from tests.conftest import require_tool
 
 Event = tuple[str, int, int]
 
@@ -229,11 +230,10 @@ def test_digits_over_speech_are_still_found() -> None:
     assert digits_of(mix(digits, speech)) == "159#"
 
 
-def _espeak_pcm(text: str) -> bytes | None:
-    """espeak-ng speech resampled to 8 kHz PCM, or None when espeak-ng is absent."""
-    espeak = shutil.which("espeak-ng")
-    if espeak is None:
-        return None
+def espeak_pcm(text: str) -> bytes:
+    """espeak-ng speech resampled to 8 kHz PCM (the test is skipped without espeak-ng)."""
+    __tracebackhide__ = True
+    espeak = require_tool("espeak-ng")
     wav = subprocess.run([espeak, "--stdout", text], capture_output=True, check=True).stdout
     with wave.open(BytesIO(wav)) as reader:
         rate = reader.getframerate()
@@ -251,24 +251,22 @@ def _espeak_pcm(text: str) -> bytes | None:
     return to_pcm(out)
 
 
+@pytest.mark.requires_tool("espeak-ng")
 def test_talk_off_on_espeak_ng_speech() -> None:
-    pcm = _espeak_pcm(
+    pcm = espeak_pcm(
         "Emergency. My house is on fire, please send help to number one two three "
         "four five six seven eight nine, zero. Hash, star. Hello? Can you hear me?"
     )
-    if pcm is None:
-        return  # espeak-ng is not installed; the surrogate tests above still ran
     assert detect(pcm) == []
     louder = array("h")
     louder.frombytes(pcm)
     assert detect(to_pcm([value * 3.0 for value in louder])) == []
 
 
+@pytest.mark.requires_tool("multimon-ng")
 def test_cross_check_with_multimon_ng() -> None:
     """multimon-ng (22,050 Hz only) must decode what we decode at 8 kHz."""
-    multimon = shutil.which("multimon-ng")
-    if multimon is None:
-        return  # not installed
+    multimon = require_tool("multimon-ng")
     sequence = "0123456789*#ABCD"
     signal: list[float] = []
     for position, digit in enumerate(sequence):

@@ -1,34 +1,17 @@
-"""Shared helpers for driver tests: real pseudo-terminals and deadline-based waiting."""
+"""Shared helpers for driver tests: real pseudo-terminals.
+
+``wait_until`` (deadline-based waiting) comes from ``tests/conftest.py``.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
-import time
 import tty
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pytest
-
-WAIT_TIMEOUT_S = 5.0
-
-
-Waiter = Callable[..., None]
-
-
-def _wait_until(condition: Callable[[], object], timeout: float = WAIT_TIMEOUT_S) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            pytest.fail(f"condition not met within {timeout} s")
-        time.sleep(0.01)
-
-
-@pytest.fixture
-def wait_until() -> Waiter:
-    """``wait_until(condition, timeout=5.0)``: poll until truthy; fail the test at the deadline."""
-    return _wait_until
 
 
 @dataclass

@@ -29,6 +29,7 @@ from drivers.at_channel import (
 )
 
 PARTIAL_LINE_TIMEOUT_S = 0.2
+NO_HALF_LINE_TIMEOUT_S = 60.0  # for tests about a partial line that must not time out
 
 
 class ScriptedPeer:
@@ -227,12 +228,17 @@ def test_a_half_line_followed_by_silence_is_reported_and_dropped(
     assert channel.command("AT") == []
 
 
-def test_a_half_line_ended_by_a_response_is_not_taken_as_part_of_it(pty_pair, peer):
+def test_a_half_line_ended_by_a_response_is_not_taken_as_part_of_it(pty_pair, peer, wait_until):
     problems: list[ChannelProblem] = []
     peer.replies["AT+CLCC"] = b'\r\n+CLCC: 1,1,4,0,0,"",128\r\n\r\nOK\r\n'
-    with AtChannel(pty_pair.path, on_urc=lambda line: None, on_problem=problems.append) as at:
+    with AtChannel(
+        pty_pair.path,
+        on_urc=lambda line: None,
+        on_problem=problems.append,
+        partial_line_timeout_s=NO_HALF_LINE_TIMEOUT_S,
+    ) as at:
         peer.write(b"+CLI")
-        time.sleep(0.2)  # read and buffered long before the command; no half-line timeout yet
+        wait_until(lambda: at._framer.has_partial, what="+CLI read and buffered")
 
         assert at.command("AT+CLCC") == ['+CLCC: 1,1,4,0,0,"",128']
 
@@ -240,9 +246,11 @@ def test_a_half_line_ended_by_a_response_is_not_taken_as_part_of_it(pty_pair, pe
 
 
 def test_a_urc_cut_across_a_command_start_still_arrives(pty_pair, peer, recorder, wait_until):
-    with AtChannel(pty_pair.path, on_urc=recorder.urcs.append) as at:
+    with AtChannel(
+        pty_pair.path, on_urc=recorder.urcs.append, partial_line_timeout_s=NO_HALF_LINE_TIMEOUT_S
+    ) as at:
         peer.write(b"\r\nRI")
-        time.sleep(0.2)
+        wait_until(lambda: at._framer.has_partial, what="RI read and buffered")
         peer.replies["AT+CSQ"] = b"NG\r\n\r\n+CSQ: 20,99\r\n\r\nOK\r\n"
 
         assert at.command("AT+CSQ") == ["+CSQ: 20,99"]
@@ -312,7 +320,7 @@ def test_a_vanished_port_is_reported_once_and_fails_commands(
     pty_pair.close()
 
     wait_until(lambda: recorder.lost)
-    time.sleep(0.3)  # a second report would come from a second read attempt
+    time.sleep(0.3)  # not a wait for something: a window for a wrong second report to show
     assert len(recorder.lost) == 1
     assert channel.lost_reason == recorder.lost[0]
     with pytest.raises(AtChannelClosedError):

@@ -18,7 +18,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -28,12 +27,12 @@ from drivers.gsm.modem import GsmModemDriver
 from drivers.simulated.replay import ReplayedModem, build_script, recorded_commands
 from drivers.transcript import Direction, Transcript, read_transcript
 from gateway.events import CallAbandoned, CallAnswered, CallEnded, CallOffered, Event
+from tests.conftest import wait_until
 from tests.drivers.test_gsm_modem import EventLog
 
 TRANSCRIPTS = Path(__file__).resolve().parents[1] / "transcripts"
 SPEED = 5.0
 REPLAY_TIMEOUT_S = 15.0
-SETTLE_S = 0.5  # after the timeline: let the driver handle the last lines
 CALL_EVENTS = (CallOffered, CallAnswered, CallEnded, CallAbandoned)
 OUTCOME_EVENTS = {
     "answered": [CallOffered, CallAnswered, CallEnded],
@@ -69,7 +68,8 @@ def expected_calls(transcript_path: Path) -> list[dict[str, Any]]:
     return calls
 
 
-def replay(transcript: Transcript, link: Path, log: EventLog) -> ReplayedModem:
+def replay(transcript: Transcript, link: Path, log: EventLog, call_events: int) -> ReplayedModem:
+    """Replay ``transcript`` to the driver until it has reported ``call_events`` call events."""
     driver = GsmModemDriver(
         "gsm0",
         str(link),
@@ -83,7 +83,10 @@ def replay(transcript: Transcript, link: Path, log: EventLog) -> ReplayedModem:
         driver.start()
         try:
             assert modem.done.wait(REPLAY_TIMEOUT_S), "the timeline did not finish"
-            time.sleep(SETTLE_S)
+            wait_until(
+                lambda: len(log.of(*CALL_EVENTS)) >= call_events,
+                what=f"the driver handled the last lines: {call_events} call events",
+            )
         finally:
             driver.stop()
     return modem
@@ -92,11 +95,11 @@ def replay(transcript: Transcript, link: Path, log: EventLog) -> ReplayedModem:
 @pytest.mark.parametrize("path", transcripts(), ids=lambda path: path.stem)
 def test_transcript_replays_into_the_expected_calls(path: Path, tmp_path: Path) -> None:
     transcript = read_transcript(path)
-    log = EventLog()
-    modem = replay(transcript, tmp_path / "gsm0", log)
-
     calls = expected_calls(path)
     expected_types = [kind for call in calls for kind in OUTCOME_EVENTS[call["outcome"]]]
+    log = EventLog()
+    modem = replay(transcript, tmp_path / "gsm0", log, len(expected_types))
+
     events: list[Event] = log.of(*CALL_EVENTS)
     assert [type(event) for event in events] == expected_types
     offers = log.of(CallOffered)

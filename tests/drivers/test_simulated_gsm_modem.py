@@ -18,6 +18,7 @@ from drivers.simulated.gsm_modem import (
     SimulatedGsmModem,
 )
 from gateway.events import Presentation
+from tests.conftest import WAIT_TIMEOUT_S
 
 NUMBER = "+6281234567890"
 FINALS = (b"OK\r\n", b"ERROR\r\n", b"COMMAND NOT SUPPORT\r\n", b"NO CARRIER\r\n")
@@ -33,7 +34,7 @@ class Terminal:
         self.port.write(command.encode() + b"\r")
         return self.read_until(FINALS)
 
-    def read_until(self, endings: tuple[bytes, ...], timeout: float = 3.0) -> bytes:
+    def read_until(self, endings: tuple[bytes, ...], timeout: float = WAIT_TIMEOUT_S) -> bytes:
         data = b""
         deadline = time.monotonic() + timeout
         while not data.endswith(endings):
@@ -290,9 +291,20 @@ class AudioTerminal:
         self.port = serial.serial_for_url(str(path), timeout=0.05)
 
     def read_for(self, seconds: float) -> bytes:
+        """Everything that comes within ``seconds`` (to show that nothing comes)."""
         data = b""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline:
+            data += self.port.read(4096)
+        return data
+
+    def read_at_least(self, count: int, timeout: float = WAIT_TIMEOUT_S) -> bytes:
+        """``count`` bytes or more: what the simulator says it sent."""
+        data = b""
+        deadline = time.monotonic() + timeout
+        while len(data) < count:
+            if time.monotonic() > deadline:
+                pytest.fail(f"{len(data)} of {count} bytes within {timeout} s")
             data += self.port.read(4096)
         return data
 
@@ -327,7 +339,8 @@ def test_audio_flows_only_while_answered_and_switched_on(link, audio_link):
         assert terminal.send("AT+CPCMREG=1") == b"\r\nOK\r\n"
         switched_on_by = time.monotonic()  # the reply is read with a 50 ms timeout
         assert placed.wait(2.0)
-        received = audio.read_for(0.3)  # and nothing more once the call is over
+        received = audio.read_at_least(320 * placed.audio_log.frames_sent)
+        received += audio.read_for(0.1)  # and nothing more once the call is over
         terminal.close()
         audio.close()
 
@@ -371,7 +384,7 @@ def test_a_wav_recording_is_played_sample_exact(link, audio_link, tmp_path):
         terminal.send("AT+QPCMV=1,0")  # before the answer: nothing is lost
         placed = answer_call(terminal, modem, call)
         assert placed.wait(2.0)
-        received = audio.read_for(0.2)
+        received = audio.read_at_least(320 * placed.audio_log.frames_sent)
         terminal.close()
         audio.close()
 

@@ -5,9 +5,12 @@ from __future__ import annotations
 import io
 import re
 
+import pytest
+
 from gateway.demo import run_demo
 
 
+@pytest.mark.requires_tool("mosquitto")  # the demo starts its own broker
 def test_demo_delivers_every_committed_event_with_audio() -> None:
     out = io.StringIO()
     assert run_demo(duration_s=10.0, calls_per_minute=30.0, out=out) == 0

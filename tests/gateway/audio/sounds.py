@@ -2,18 +2,20 @@
 
 Kept here rather than imported from ``tests/cython_ext/audio_signals.py`` (or
 ``drivers/simulated/audio_signals.py``), which may move. The external tools
-are optional: helpers return None when a tool is missing and the tests
-return early.
+are optional locally: a helper that needs a missing one skips the test through
+``tests.conftest.require_tool`` (and fails it when ``EDGE112_REQUIRE_TOOLS=1``,
+as in CI). Tests that need a tool say so with ``@pytest.mark.requires_tool``.
 """
 
 from __future__ import annotations
 
 import math
 import random
-import shutil
 import struct
 import subprocess
 from pathlib import Path
+
+from tests.conftest import require_tool
 
 ROWS = (697.0, 770.0, 852.0, 941.0)
 COLUMNS = (1209.0, 1336.0, 1477.0, 1633.0)
@@ -67,51 +69,49 @@ def rms_db(pcm: bytes, skip: int = 0) -> float:
     return 10 * math.log10(max(mean_square, 1e-12))
 
 
-def tool(name: str) -> str | None:
-    return shutil.which(name)
+def sox(*args: str | Path) -> None:
+    """Run sox with ``args`` (the test is skipped when sox is not installed)."""
+    __tracebackhide__ = True
+    subprocess.run([require_tool("sox"), *map(str, args)], check=True, capture_output=True)
 
 
-def sox(*args: str | Path) -> bool:
-    """Run sox with ``args``; False when sox is not installed."""
-    program = tool("sox")
-    if program is None:
-        return False
-    subprocess.run([program, *map(str, args)], check=True, capture_output=True)
-    return True
+def sox_reads(path: Path) -> bool:
+    """Whether ``sox FILE -n stat`` opens the file as a player would."""
+    __tracebackhide__ = True
+    result = subprocess.run([require_tool("sox"), str(path), "-n", "stat"], capture_output=True)
+    return result.returncode == 0
 
 
-def sox_dtmf(path: Path, digits: str, rate: int, channels: int) -> bool:
+def sox_dtmf(path: Path, digits: str, rate: int, channels: int) -> None:
     """A DTMF recording made by sox: per digit 100 ms of the two tones, then 100 ms of silence.
 
     ``synth 0.1 sine 770 sine 1336`` gives, in a mono file, the two tones
     mixed; in a stereo file one tone per channel (the reader's mixdown must
     put them back together).
     """
+    __tracebackhide__ = True
     effects: list[str] = []
     for digit in digits:
         index = DIGITS.index(digit)
         low, high = ROWS[index // 4], COLUMNS[index % 4]
         effects += ["synth", "0.1", "sine", f"{low:g}", "sine", f"{high:g}", "vol", "0.4", ":"]
         effects += ["synth", "0.1", "sine", "0", ":"]
-    return sox("-n", "-r", str(rate), "-c", str(channels), "-b", "16", path, *effects[:-1])
+    sox("-n", "-r", str(rate), "-c", str(channels), "-b", "16", path, *effects[:-1])
 
 
-def espeak(path: Path, text: str) -> bool:
-    """espeak-ng speech (22,050 Hz, mono, 16-bit); False when espeak-ng is not installed."""
-    program = tool("espeak-ng")
-    if program is None:
-        return False
-    subprocess.run([program, "-w", str(path), text], check=True, capture_output=True)
-    return True
+def espeak(path: Path, text: str) -> None:
+    """espeak-ng speech (22,050 Hz, mono, 16-bit) written to ``path``."""
+    __tracebackhide__ = True
+    subprocess.run(
+        [require_tool("espeak-ng"), "-w", str(path), text], check=True, capture_output=True
+    )
 
 
-def multimon_dtmf(pcm_22050: bytes) -> str | None:
-    """Digits multimon-ng hears in raw 22,050 Hz 16-bit PCM, or None when it is not installed."""
-    program = tool("multimon-ng")
-    if program is None:
-        return None
+def multimon_dtmf(pcm_22050: bytes) -> str:
+    """Digits multimon-ng hears in raw 22,050 Hz 16-bit PCM."""
+    __tracebackhide__ = True
     result = subprocess.run(
-        [program, "-q", "-a", "DTMF", "-t", "raw", "-"],
+        [require_tool("multimon-ng"), "-q", "-a", "DTMF", "-t", "raw", "-"],
         input=pcm_22050,
         capture_output=True,
         check=True,

@@ -11,16 +11,17 @@ import sqlite3
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 
 from cython_ext import g711
-from gateway.audio.recorder import CallRecorder, RecordingStore
+from gateway.audio.recorder import CallRecorder, RecordingInfo, RecordingStore
 from gateway.audio.wav import read_wav
 
-from .sounds import dtmf, noise, pack, tool
+from .sounds import dtmf, noise, pack, sox_reads
 
 FRAME_MS = 20
 FRAME_SAMPLES = 160
@@ -41,34 +42,39 @@ def copy_of(path: Path, tmp_path: Path, name: str) -> Path:
     return copy
 
 
-def sox_reads(path: Path) -> bool | None:
-    """Whether ``sox FILE -n stat`` accepts the file (None when sox is not installed)."""
-    if tool("sox") is None:
-        return None
-    result = subprocess.run(["sox", str(path), "-n", "stat"], capture_output=True)
-    return result.returncode == 0
-
-
 # --------------------------------------------------------------------- recorder
+
+
+@dataclass
+class Recorded:
+    pcm: bytes  # what was written
+    path: Path  # the closed recording
+    middle: Path  # a copy taken after 2.52 s had been written
+    info: RecordingInfo
+
+
+def record_a_call(tmp_path: Path, encoding: str) -> Recorded:
+    """5.3 s of call audio through a CallRecorder, with a copy of the file taken halfway."""
+    pcm = call_audio(5.3)
+    path = tmp_path / "rec" / "call.wav"
+    recorder = CallRecorder(path, encoding=encoding)
+    assert read_wav(path).frames == 0  # valid from the start
+    middle = tmp_path / "mid.wav"
+    for index, frame in enumerate(frames(pcm)):
+        recorder.write_pcm(frame)
+        if index == 125:  # 2.52 s written
+            copy_of(path, tmp_path, middle.name)
+    assert recorder.duration_ms == 5300
+    return Recorded(pcm, path, middle, recorder.close())
 
 
 @pytest.mark.parametrize("encoding", ["alaw", "pcm"])
 def test_recording_is_valid_while_written_and_complete_after_close(
     tmp_path: Path, encoding: str
 ) -> None:
-    pcm = call_audio(5.3)
-    path = tmp_path / "rec" / "call.wav"
-    recorder = CallRecorder(path, encoding=encoding)
-    assert read_wav(path).frames == 0  # valid from the start
-    for index, frame in enumerate(frames(pcm)):
-        recorder.write_pcm(frame)
-        if index == 125:  # 2.52 s written
-            copy = copy_of(path, tmp_path, "mid.wav")
-            middle = read_wav(copy)
-            assert 1520 <= middle.duration_ms <= 2520
-            assert sox_reads(copy) in (True, None)
-    assert recorder.duration_ms == 5300
-    info = recorder.close()
+    recorded = record_a_call(tmp_path, encoding)
+    pcm, path, info = recorded.pcm, recorded.path, recorded.info
+    assert 1520 <= read_wav(recorded.middle).duration_ms <= 2520
 
     stored = path.read_bytes()
     assert info.path == path
@@ -78,18 +84,22 @@ def test_recording_is_valid_while_written_and_complete_after_close(
     audio = read_wav(path)
     assert audio.source.encoding == ("alaw" if encoding == "alaw" else "pcm_s16")
     assert audio.pcm == (g711.alaw_decode(g711.alaw_encode(pcm)) if encoding == "alaw" else pcm)
-    assert sox_reads(path) in (True, None)
     assert len(stored) == (58 + 42400 if encoding == "alaw" else 44 + 84800)
 
 
+ODD_ALAW_CODES = bytes(range(256)) + b"\xd5"  # odd length: a pad byte follows the data
+
+
+def record_alaw_codes(path: Path) -> Path:
+    with CallRecorder(path) as recorder:
+        recorder.write_alaw(ODD_ALAW_CODES)
+    return path
+
+
 def test_alaw_codes_are_stored_as_they_came(tmp_path: Path) -> None:
-    codes = bytes(range(256)) + b"\xd5"  # odd length: a pad byte follows the data
-    with CallRecorder(tmp_path / "a.wav") as recorder:
-        recorder.write_alaw(codes)
-    data = (tmp_path / "a.wav").read_bytes()
-    assert data[58:] == codes + b"\x00"
-    assert read_wav(tmp_path / "a.wav").pcm == g711.alaw_decode(codes)
-    assert sox_reads(tmp_path / "a.wav") in (True, None)
+    path = record_alaw_codes(tmp_path / "a.wav")
+    assert path.read_bytes()[58:] == ODD_ALAW_CODES + b"\x00"
+    assert read_wav(path).pcm == g711.alaw_decode(ODD_ALAW_CODES)
 
 
 def test_alaw_into_a_pcm_recording_is_decoded(tmp_path: Path) -> None:
@@ -127,8 +137,8 @@ while True:
 """
 
 
-def test_killed_recorder_process_leaves_a_readable_file(tmp_path: Path) -> None:
-    path = tmp_path / "killed.wav"
+def kill_a_recording_process(path: Path) -> int:
+    """Record in a child process, SIGKILL it after 3 s of audio; how much it said it wrote."""
     child = subprocess.Popen(
         [sys.executable, "-c", CHILD, str(path)], cwd=REPO, stdout=subprocess.PIPE, text=True
     )
@@ -138,9 +148,33 @@ def test_killed_recorder_process_leaves_a_readable_file(tmp_path: Path) -> None:
         reported = int(child.stdout.readline())
     child.send_signal(signal.SIGKILL)
     child.wait()
-    audio = read_wav(path)
-    assert audio.duration_ms >= reported - 1000
-    assert sox_reads(path) in (True, None)
+    return reported
+
+
+def test_killed_recorder_process_leaves_a_readable_file(tmp_path: Path) -> None:
+    path = tmp_path / "killed.wav"
+    reported = kill_a_recording_process(path)
+    assert read_wav(path).duration_ms >= reported - 1000
+
+
+@pytest.mark.requires_tool("sox")
+@pytest.mark.parametrize("encoding", ["alaw", "pcm"])
+def test_sox_opens_a_recording_while_written_and_after_close(tmp_path: Path, encoding: str) -> None:
+    recorded = record_a_call(tmp_path, encoding)
+    assert sox_reads(recorded.middle), "a copy taken mid-call"
+    assert sox_reads(recorded.path), "the closed recording"
+
+
+@pytest.mark.requires_tool("sox")
+def test_sox_opens_stored_alaw_codes_with_a_pad_byte(tmp_path: Path) -> None:
+    assert sox_reads(record_alaw_codes(tmp_path / "a.wav"))
+
+
+@pytest.mark.requires_tool("sox")
+def test_sox_opens_what_a_killed_recorder_left(tmp_path: Path) -> None:
+    path = tmp_path / "killed.wav"
+    kill_a_recording_process(path)
+    assert sox_reads(path)
 
 
 def test_sync_on_wall_clock_time_too(tmp_path: Path) -> None:

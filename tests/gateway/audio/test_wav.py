@@ -16,6 +16,7 @@ from cython_ext import g711
 from cython_ext.dtmf import DtmfDetector
 from gateway.audio import wav
 from gateway.audio.wav import WavError, read_format, read_wav, wav_header, write_wav
+from tests.conftest import require_tool
 
 from .sounds import dtmf, pack, sox, sox_dtmf, tone, unpack
 
@@ -75,17 +76,19 @@ def test_writer_round_trip(tmp_path: Path, encoding: wav.WriteEncoding) -> None:
     assert list(tmp_path.iterdir()) == [path]  # no temporary file left behind
 
 
-def test_alaw_header_is_laid_out_as_sox_writes_it(tmp_path: Path) -> None:
+def test_alaw_header_layout() -> None:
     header = wav_header("alaw", 80)
     assert len(header) == 58
     assert header[12:38] == b"fmt " + struct.pack("<IHHIIHHH", 18, 6, 1, 8000, 8000, 1, 8, 0)
     assert header[38:50] == b"fact" + struct.pack("<II", 4, 80)
     assert header[50:] == b"data" + struct.pack("<I", 80)
+
+
+@pytest.mark.requires_tool("sox")
+def test_alaw_header_is_byte_for_byte_what_sox_writes(tmp_path: Path) -> None:
     made_by_sox = tmp_path / "sox.wav"
-    if sox(
-        "-n", "-r", "8000", "-c", "1", "-e", "a-law", made_by_sox, "synth", "0.01", "sine", "1000"
-    ):
-        assert made_by_sox.read_bytes()[:58] == header
+    sox("-n", "-r", "8000", "-c", "1", "-e", "a-law", made_by_sox, "synth", "0.01", "sine", "1000")
+    assert made_by_sox.read_bytes()[:58] == wav_header("alaw", 80)
 
 
 @pytest.mark.parametrize(
@@ -181,6 +184,7 @@ SOX_FORMATS = [
 ]
 
 
+@pytest.mark.requires_tool("sox")
 @pytest.mark.parametrize("sample_format", SOX_FORMATS, ids=lambda f: "-".join(f).replace("-", ""))
 @pytest.mark.parametrize(("rate", "channels"), [(8000, 1), (44100, 2)])
 def test_files_written_by_sox(
@@ -188,7 +192,7 @@ def test_files_written_by_sox(
 ) -> None:
     """Each sample format as sox writes it (extensible for > 2 channels or > 16 bits)."""
     path = tmp_path / "sox.wav"
-    if not sox(
+    sox(
         "-n",
         "-r",
         str(rate),
@@ -204,10 +208,20 @@ def test_files_written_by_sox(
         "1209",
         "vol",
         "0.5",
-    ):
-        return  # sox is not installed
+    )
     raw16 = subprocess.run(
-        ["sox", "-D", str(path), "-b", "16", "-e", "signed-integer", "-t", "raw", "-"],
+        [
+            require_tool("sox"),
+            "-D",
+            str(path),
+            "-b",
+            "16",
+            "-e",
+            "signed-integer",
+            "-t",
+            "raw",
+            "-",
+        ],
         check=True,
         capture_output=True,
     ).stdout
@@ -219,11 +233,11 @@ def test_files_written_by_sox(
     assert digits(audio.pcm) == "1"
 
 
+@pytest.mark.requires_tool("sox")
 def test_44k1_stereo_dtmf_recording_by_sox(tmp_path: Path) -> None:
     """In stereo sox puts one tone per channel: only the mixdown holds the digits."""
     path = tmp_path / "stereo.wav"
-    if not sox_dtmf(path, "5512#", 44100, 2):
-        return
+    sox_dtmf(path, "5512#", 44100, 2)
     audio = read_wav(path)
     assert (audio.source.sample_rate, audio.source.channels, audio.converted) == (44100, 2, True)
     assert digits(audio.pcm) == "5512#"
