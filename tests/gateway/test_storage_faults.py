@@ -19,7 +19,7 @@ import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from gateway.consumer import FeedMonitor
 from gateway.events import CallOffered, GatewayAlarm, LineStatus, Presentation
 from gateway.forwarder import Forwarder
 from gateway.outbox import EventHeld, Outbox, OutboxWriteFailed
+from tests.conftest import wait_until
 
 GATEWAY, REGION = "bontang-01", "64.74"
 FILLER_CHUNK = 64 * 1024
@@ -87,15 +88,22 @@ class SmallDisk:
         subprocess.run(["mount", "-o", f"remount,{mode}", str(self.path)], check=True)
 
 
+def mounted_or_skip(problem: str | None, needs: str) -> None:
+    """Skip with the reason where mounting is impossible; in CI (EDGE112_REQUIRE_TOOLS) fail."""
+    __tracebackhide__ = True
+    if problem is None:
+        return
+    message = f"storage fault tests need {needs}: {problem}"
+    if os.environ.get("EDGE112_REQUIRE_TOOLS", "") not in ("", "0"):
+        pytest.fail(message)
+    pytest.skip(message)
+
+
 @pytest.fixture
 def small_disk(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[SmallDisk]:
     size = getattr(request, "param", "4m")
     disk = SmallDisk(tmp_path / "disk", size)
-    problem = disk.mount()
-    if problem is not None:
-        if os.environ.get("EDGE112_REQUIRE_TOOLS") == "1":
-            pytest.fail(f"storage fault tests need a tmpfs mount (run as root): {problem}")
-        pytest.skip(f"storage fault tests need a tmpfs mount (run as root): {problem}")
+    mounted_or_skip(disk.mount(), "a tmpfs mount (run as root)")
     try:
         yield disk
     finally:
@@ -121,15 +129,6 @@ def stored(disk: SmallDisk) -> list[dict[str, Any]]:
     with sqlite3.connect(disk.path / "outbox.db") as conn:
         rows = conn.execute("SELECT payload FROM events ORDER BY seq").fetchall()
     return [json.loads(row[0]) for row in rows]
-
-
-def wait_for(condition: Callable[[], bool], timeout: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return True
-        time.sleep(0.02)
-    return condition()
 
 
 def alarm_codes(events: list[dict[str, Any]]) -> list[str]:
@@ -199,7 +198,7 @@ def test_held_events_are_retried_without_new_submissions(small_disk: SmallDisk) 
     small_disk.fill()
     hold(outbox, [offered(1), offered(2)])
     small_disk.free()
-    assert wait_for(lambda: len(outbox.held) == 0, 5), "the writer tries again on its own"
+    wait_until(lambda: len(outbox.held) == 0, 5, what="the writer tries again on its own")
     outbox.close()
     assert_complete(stored(small_disk), [offered(n) for n in range(3)])
 
@@ -271,7 +270,7 @@ def test_full_disk_at_delete_and_checkpoint_keeps_every_row_or_deletes_it(
     done: list[list[int]] = []
     for start in range(0, 200, 20):
         outbox.acknowledge(seqs[start : start + 20], done.append)
-    assert wait_for(lambda: len(done) == 10, 5), "every acknowledgement is answered"
+    wait_until(lambda: len(done) == 10, 5, what="every acknowledgement is answered")
     assert outbox.writer_alive
     outbox.close()  # the WAL checkpoint on a full disk must not raise
     small_disk.free()
@@ -303,7 +302,7 @@ def test_start_on_a_full_disk_starts_anyway_and_stores_once_space_returns(
     assert outbox.fault.kind == "disk_full"
     hold(outbox, [offered(1)])
     small_disk.free()
-    assert wait_for(lambda: len(outbox.held) == 0, 5)
+    wait_until(lambda: len(outbox.held) == 0, 5, what="the held events were stored")
     assert outbox.put(offered(2)) == 4  # storage_fault alarm, call 1, storage_recovered
     outbox.close()
     events = stored(small_disk)
@@ -409,11 +408,7 @@ class LoopDisk:
 @pytest.fixture
 def loop_disk(tmp_path: Path) -> Iterator[LoopDisk]:
     disk = LoopDisk(tmp_path)
-    problem = disk.mount()
-    if problem is not None:
-        if os.environ.get("EDGE112_REQUIRE_TOOLS") == "1":
-            pytest.fail(f"needs a loop-mounted ext4 image (root, e2fsprogs): {problem}")
-        pytest.skip(f"needs a loop-mounted ext4 image (root, e2fsprogs): {problem}")
+    mounted_or_skip(disk.mount(), "a loop-mounted ext4 image (root, e2fsprogs)")
     try:
         yield disk
     finally:
@@ -436,7 +431,7 @@ def test_a_disk_that_fails_holds_events_until_it_is_repaired_and_mounted_again(
     assert outbox.writer_alive and outbox.fault is not None
     assert outbox.fault.kind == failure, outbox.fault
     loop_disk.repair()
-    assert wait_for(lambda: len(outbox.held) == 0, 10), "stored once the disk is back"
+    wait_until(lambda: len(outbox.held) == 0, 10, what="stored once the disk is back")
     for call in calls[15:]:
         outbox.put(call)
     outbox.close()
@@ -494,7 +489,7 @@ def test_a_process_killed_while_holding_events_leaves_them_in_the_journal(
         child.wait(5)
     small_disk.free()
     with open_outbox(small_disk) as outbox:
-        assert wait_for(lambda: len(outbox.held) == 0, 5)
+        wait_until(lambda: len(outbox.held) == 0, 5, what="the held events were stored")
     events = stored(small_disk)
     call_ids = [e["data"]["call_id"] for e in events if e["type"] == "call.offered"]
     assert call_ids == ["before", *(f"held-{n}" for n in range(12))]
