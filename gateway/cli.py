@@ -31,11 +31,12 @@ def _config_or_exit(path: str) -> Config:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from gateway.daemon import run
+    from gateway.daemon import run, stop_on_signals
 
+    stopping = stop_on_signals()  # before anything slow: an early SIGTERM stops cleanly
     config = _config_or_exit(args.config)
     setup_logging(args.log_level or config.gateway.log_level)
-    return run(config)
+    return run(config, stopping=stopping)
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:

@@ -125,8 +125,9 @@ class Gateway:
         log.info("gateway stopped")
 
 
-def run(config: Config, driver_factory: DriverFactory = family_driver_factory) -> int:
-    """``edge112 run``: start, serve until SIGTERM/SIGINT, stop cleanly."""
+def stop_on_signals() -> threading.Event:
+    """Turn SIGTERM and SIGINT into a set event (install it first thing: a SIGTERM that
+    arrives while the process is still starting must stop it cleanly, not kill it)."""
     stopping = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -135,6 +136,17 @@ def run(config: Config, driver_factory: DriverFactory = family_driver_factory) -
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    return stopping
+
+
+def run(
+    config: Config,
+    driver_factory: DriverFactory = family_driver_factory,
+    stopping: threading.Event | None = None,
+) -> int:
+    """``edge112 run``: start, serve until SIGTERM/SIGINT, stop cleanly."""
+    if stopping is None:
+        stopping = stop_on_signals()
     gateway = Gateway(config, driver_factory)
     gateway.start()
     watchdog.notify("READY=1\nSTATUS=forwarding events")
