@@ -142,9 +142,14 @@ def test_schema_rejects_a_wrong_event() -> None:
     body["data"]["presentation"] = "hidden"
     with pytest.raises(jsonschema.ValidationError):
         validate_event(body)
-    body = json.loads(encode(SAMPLES[0], seq=0, gateway_id="g", region="64.74"))
+    body = json.loads(encode(SAMPLES[0], seq=-1, gateway_id="g", region="64.74"))
     with pytest.raises(jsonschema.ValidationError):
         validate_event(body)
+
+
+def test_seq_0_is_valid_it_marks_an_event_sent_from_memory() -> None:
+    """Held events (the disk refused them) go out with seq 0 before they have a seq."""
+    validate_event(json.loads(encode(SAMPLES[0], seq=0, gateway_id="g", region="64.74")))
 
 
 @pytest.mark.parametrize("event_type", list(EventType), ids=str)
