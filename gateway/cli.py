@@ -159,6 +159,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     replay_cli.add_replay_arguments(sim_replay)
     sim_replay.set_defaults(func=cmd_sim_replay)
+    import gateway.board_cli as board_cli
+    import gateway.doctor as doctor_cli
+
+    board_cli.register_sim(sim)
+    board_cli.register(commands)
+    doctor_cli.register(commands)
 
     from gateway.audio import cli as audio_cli
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from firmware_py.board_settings import BoardSettings, BoardSettingsError, parse_board_settings
 from gateway.families import FamilyUnavailableError, family_sections, get_family
 from gateway.lines import LineSettings
 
@@ -119,6 +120,7 @@ class Config:
     outbox: OutboxSettings = field(default_factory=OutboxSettings)
     lines: tuple[LineSettings, ...] = ()  # every family's lines: ModemSettings, ...
     audio: AudioSettings = field(default_factory=AudioSettings)
+    board: BoardSettings = field(default_factory=BoardSettings)  # [board]: firmware_py
     source: str = "<defaults>"
 
     def lines_of(self, family: str) -> tuple[LineSettings, ...]:
@@ -309,12 +311,24 @@ def _parse_lines(source: str, raw: Mapping[str, Any]) -> tuple[LineSettings, ...
     return tuple(lines)
 
 
+_BOARD_SECTION = "board"  # validated by firmware_py.board_settings (pins, backends, modems)
+
+
+def _parse_board(source: str, table: Any, lines: tuple[LineSettings, ...]) -> BoardSettings:
+    from firmware_py.recovery import POWER_PROFILES
+
+    try:
+        return parse_board_settings(table, [line.name for line in lines], POWER_PROFILES)
+    except BoardSettingsError as error:
+        raise ConfigError(source, error.key, error.problem) from None
+
+
 def parse_config(text: str, source: str = "<string>") -> Config:
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(source, "", f"not valid TOML: {error}") from None
-    sections = (*_SECTIONS, *family_sections())
+    sections = (*_SECTIONS, _BOARD_SECTION, *family_sections())
     for key in raw:
         if key not in sections:
             known = ", ".join(sorted(sections))
@@ -330,6 +344,7 @@ def parse_config(text: str, source: str = "<string>") -> Config:
             raise ConfigError(source, f"gateway.{key}", "missing required key")
 
     lines = _parse_lines(source, raw)
+    board = _parse_board(source, raw.get(_BOARD_SECTION), lines)
 
     mqtt = MqttSettings(**tables["mqtt"])
     if mqtt.reconnect_min_s > mqtt.reconnect_max_s:
@@ -354,6 +369,7 @@ def parse_config(text: str, source: str = "<string>") -> Config:
         mqtt=mqtt,
         outbox=OutboxSettings(**tables["outbox"]),
         lines=lines,
+        board=board,
         source=source,
     )
 

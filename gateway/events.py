@@ -43,6 +43,7 @@ class EventType(StrEnum):
     CALL_DTMF = "call.dtmf"
     CALL_AUDIO_SUMMARY = "call.audio_summary"
     LINE_STATUS = "line.status"
+    LINE_RECOVERY = "line.recovery"
     GATEWAY_ALARM = "gateway.alarm"
 
 
@@ -230,6 +231,36 @@ class LineStatus(Event):
     signal_dbm: int | None = None
 
 
+class RecoveryAction(StrEnum):
+    """What the board did to bring a hung modem back (``firmware_py.recovery``)."""
+
+    POWER_KEY_OFF = "power_key_off"  # held the power key: the modem shuts down cleanly
+    POWER_KEY_ON = "power_key_on"  # held the power key: the modem boots
+    RESET = "reset"  # pulsed the reset line
+    POWER_CUT = "power_cut"  # switched the modem's supply off and on (power enable)
+    USB_POWER_CYCLE = "usb_power_cycle"  # switched its USB hub port off and on (sysfs)
+
+
+class RecoveryOutcome(StrEnum):
+    DONE = "done"  # the action ran (whether the line comes back shows in line.status)
+    FAILED = "failed"  # the board could not do it (detail says why)
+    RATE_LIMITED = "rate_limited"  # refused: too many actions on this line lately
+    NOT_WIRED = "not_wired"  # the board has no pin or port for it on this line
+
+
+@dataclass(frozen=True, kw_only=True)
+class LineRecovery(Event):
+    """The board acted on a line's hardware to recover it (power key, reset, power, USB port)."""
+
+    TYPE = EventType.LINE_RECOVERY
+    line: str
+    action: RecoveryAction
+    outcome: RecoveryOutcome
+    detail: str
+    duration_ms: int
+    actions_last_hour: int  # actions done on this line in the hour before this one
+
+
 @dataclass(frozen=True, kw_only=True)
 class GatewayAlarm(Event):
     """Something the gateway could not do or keep, said exactly."""
@@ -251,6 +282,7 @@ EVENT_CLASSES: dict[EventType, type[Event]] = {
         CallDtmf,
         CallAudioSummary,
         LineStatus,
+        LineRecovery,
         GatewayAlarm,
     )
 }

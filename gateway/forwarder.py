@@ -150,6 +150,7 @@ class Forwarder:
         self.region = region
         self.client_id = client_id or f"edge112-{gateway_id}"
         self.stats = ForwarderStats()
+        self.heartbeat = time.monotonic()  # the thread's last sign of life: see silent_for_s
         self._status_topic = status_topic(region, gateway_id)
         self._stop = threading.Event()
         self._wake_r, self._wake_w = os.pipe()
@@ -173,6 +174,12 @@ class Forwarder:
     @property
     def alive(self) -> bool:
         return self._thread.is_alive()
+
+    @property
+    def silent_for_s(self) -> float:
+        """Seconds since the forwarder thread last went round a loop (connected or waiting to
+        reconnect, it does at least every second or two): a large value means it is stuck."""
+        return max(0.0, time.monotonic() - self.heartbeat)
 
     def _on_commit(self, rows: list[PendingRow]) -> None:
         if len(self._fresh) + len(rows) > FRESH_MAX:  # nobody drains (offline): stop holding
@@ -210,6 +217,7 @@ class Forwarder:
         delays = backoff_delays(self.settings.reconnect_min_s, self.settings.reconnect_max_s)
         try:
             while not self._stop.is_set():
+                self.heartbeat = time.monotonic()
                 try:
                     self._session(reader)
                     delays = backoff_delays(
@@ -224,7 +232,11 @@ class Forwarder:
                     break
                 delay = next(delays)
                 log.info("reconnecting to %s in %.2f s", self.settings.url, delay)
-                self._stop.wait(delay)
+                deadline = time.monotonic() + delay
+                while not self._stop.wait(min(1.0, max(0.0, deadline - time.monotonic()))):
+                    self.heartbeat = time.monotonic()
+                    if self.heartbeat >= deadline:
+                        break
         finally:
             reader.close()
 
@@ -299,6 +311,7 @@ class Forwarder:
     def _await_connack(self, session: _Session) -> None:
         deadline = time.monotonic() + CONNACK_TIMEOUT_S
         while session.connack is None:
+            self.heartbeat = time.monotonic()
             if time.monotonic() > deadline or self._stop.is_set():
                 raise SessionEnded("no CONNACK from the broker")
             try:
@@ -441,6 +454,7 @@ class Forwarder:
         session_id = self._session_id
         next_misc = time.monotonic() + MISC_INTERVAL_S
         while not self._stop.is_set():
+            self.heartbeat = time.monotonic()
             self._settle_deleted(session, session_id)
             while self._direct:
                 topic, payload = self._direct.popleft()

@@ -196,7 +196,7 @@ def test_a_family_registered_at_run_time_validates_its_section_and_builds_driver
             "loops[0].name",
             "duplicate loop name 'l' (also modems[0].name)",
         ),
-        ("[loopz]\n", "loopz", "known sections: audio, gateway, loops, modems"),
+        ("[loopz]\n", "loopz", "known sections: audio, board, gateway, loops, modems"),
     ],
 )
 def test_a_family_section_names_each_mistake_exactly(
