@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
-SYSTEM_TOOLS ?= openssl sox espeak-ng multimon-ng  # TLS test certificates; audio tests cross-check with these
+SYSTEM_TOOLS ?= openssl sox espeak-ng multimon-ng tshark  # TLS test certificates; audio tests cross-check with sox/multimon-ng; tshark decodes LAPD/Q.931 independently
 
 .PHONY: demo test lint typecheck unit bench clean system-deps
 
@@ -35,6 +35,7 @@ test: lint typecheck unit
 bench: $(STAMP)
 	$(BIN)/python bench/bench_spine.py $(BENCH_ARGS)
 	$(BIN)/python bench/bench_audio.py
+	$(BIN)/python bench/bench_e1.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info cython_ext/*.c cython_ext/*.so

@@ -41,6 +41,8 @@ APT_PACKAGES = {  # tool -> the Debian/Ubuntu package that provides it
     "multimon-ng": "multimon-ng",
     "openssl": "openssl",
     "mosquitto": "mosquitto",
+    "tshark": "tshark",
+    "text2pcap": "tshark",
 }
 
 
