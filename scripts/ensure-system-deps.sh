@@ -18,7 +18,7 @@ done
 
 ((${#need[@]})) || exit 0
 
-echo "edge112: installing system packages: ${need[*]}" >&2
+echo "edge112: installing system packages with apt-get (a few minutes on a Raspberry Pi): ${need[*]}" >&2
 if [[ $(id -u) -eq 0 ]]; then
     SUDO=()
 elif sudo -n true 2>/dev/null; then
@@ -30,4 +30,11 @@ else
 fi
 export DEBIAN_FRONTEND=noninteractive
 "${SUDO[@]}" apt-get update -qq
-"${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+# One line per package as it is set up, so a slow install shows that it is moving.
+"${SUDO[@]}" apt-get install -y -q --no-install-recommends "${need[@]}" \
+    | { grep --line-buffered '^Setting up ' || true; } | sed -u 's/^/edge112: apt: /' >&2
+if [[ " ${need[*]} " == *" mosquitto "* ]]; then
+    echo "edge112: note: Debian also enabled mosquitto's own system broker at boot; edge112's" \
+         "demo and tests start private brokers and do not need it:" \
+         "sudo systemctl disable --now mosquitto" >&2
+fi
