@@ -245,8 +245,14 @@ def _summary(
     outcomes = Counter(call.outcome.value if call.outcome else "unfinished" for call in placed)
     say("")
     say("summary")
-    say(f"  calls placed by the simulators: {len(placed)} ({dict(outcomes)})")
-    say(f"  calls reported (call.offered):  {types['call.offered']}")
+    queued = outcomes.pop("cancelled", 0)
+    rang = len(placed) - queued
+    say(
+        f"  calls that rang in the simulators: {rang} "
+        f"({', '.join(f'{n} {o}' for o, n in sorted(outcomes.items()))})"
+        + (f"; {queued} more were queued when the demo ended and never rang" if queued else "")
+    )
+    say(f"  calls reported (call.offered):  {types['call.offered']} (one per call that rang)")
     say(f"  events by type:                 {dict(sorted(types.items()))}")
     say(f"  committed to the outbox:        {last_seq} (seq 1..{last_seq}; {committed} this run)")
     say(f"  delivered to the subscriber:    {len(feed.events)}")
