@@ -36,7 +36,21 @@ def cmd_run(args: argparse.Namespace) -> int:
     stopping = stop_on_signals()  # before anything slow: an early SIGTERM stops cleanly
     config = _config_or_exit(args.config)
     setup_logging(args.log_level or config.gateway.log_level)
+    _log_environment_problems(config)
     return run(config, stopping=stopping)
+
+
+def _log_environment_problems(config: Config) -> None:
+    """What ``config check`` would say, in the journal at start (the gateway starts anyway:
+    it queues calls even with a broker it cannot reach or a disk that refuses writes)."""
+    import logging
+
+    from gateway.config_check import Severity, check_environment
+
+    log = logging.getLogger("edge112.config")
+    for problem in check_environment(config):
+        level = logging.ERROR if problem.severity is Severity.ERROR else logging.WARNING
+        log.log(level, "%s", problem)
 
 
 def cmd_config_check(args: argparse.Namespace) -> int:
