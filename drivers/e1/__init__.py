@@ -1,10 +1,20 @@
 """E1 / ISDN PRI: a passive tap on a primary rate trunk.
 
-The layers, bottom up; each module is pure (bytes in, typed values out, no
-I/O, no clock of its own)::
+The layers, bottom up; apart from the sources, each module is pure (bytes
+in, typed values out, no I/O, no clock of its own)::
 
+    two receive streams by URL --sources, transports--> octets with line time
+    raw E1 --framing (cython_ext.e1_framing)--> aligned frames + line state (LOS, AIS, LOF,
+                                                RAI, CRC-4 errors, slips)
+    frames --cython_ext.e1 demux--> TS16 octets
     TS16 octets --cython_ext.hdlc--> LAPD frames --lapd, lapd_monitor--> Q.931 payloads
                 --q931--> messages: call reference, message type, information elements
+
+- ``sources`` / ``transports``: a span's two receive streams (network to user,
+  user to network) from files (replayed at line rate), TCP, unix sockets,
+  FIFOs or any pyserial URL; ``generator``: E1 streams and line faults, for
+  the simulator and the tests.
+- ``framing``: FAS/NFAS alignment from any bit, CRC-4 multiframe, line state.
 
 - ``lapd``: Q.921 frames (I, S, U), TEI management, the C/R direction rules.
 - ``lapd_monitor``: the passive link tracker (link states, N(S) with wrap,
