@@ -68,10 +68,12 @@ class BrokerTls:
 
 
 class PrivateBroker:
-    """mosquitto on 127.0.0.1:<free port>, no persistence.
+    """mosquitto on 127.0.0.1:<free port>, no persistence unless asked.
 
     Anonymous by default; with ``users`` only those username/password pairs
-    may connect; with ``tls`` the listener speaks TLS (mqtts).
+    may connect; with ``tls`` the listener speaks TLS (mqtts); with
+    ``persistence`` it keeps sessions and their queued messages in its work
+    directory across a stop and start (as a center's broker should).
     """
 
     def __init__(
@@ -81,10 +83,12 @@ class PrivateBroker:
         *,
         users: dict[str, str] | None = None,
         tls: BrokerTls | None = None,
+        persistence: bool = False,
     ) -> None:
         self.binary = find_mosquitto()
         self.users = users
         self.tls = tls
+        self.persistence = persistence
         self.port = port or free_port()
         self._own_dir = workdir is None
         self.workdir = Path(workdir or tempfile.mkdtemp(prefix="edge112-broker-"))
@@ -125,8 +129,12 @@ class PrivateBroker:
             f"listener {self.port} 127.0.0.1\n"
             + self._security_lines()
             + ("user root\n" if os.geteuid() == 0 else "")  # else it drops to "mosquitto"
-            + "persistence false\n"
-            "max_inflight_messages 0\n"
+            + (
+                f"persistence true\npersistence_location {self.workdir}/\n"
+                if self.persistence
+                else "persistence false\n"
+            )
+            + "max_inflight_messages 0\n"
             "max_queued_messages 1000000\n"
             f"log_dest file {self.log_path}\n"
             "log_type error\nlog_type warning\n"

@@ -24,6 +24,8 @@ from urllib.parse import urlsplit
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from gateway.events import TOPIC_ROOT
 
@@ -54,11 +56,16 @@ class FeedMonitor:
         *,
         on_event: Callable[[dict[str, Any]], None] | None = None,
         client_id: str = "",
+        session_expiry_s: int = 0,
     ) -> None:
+        """``session_expiry_s`` > 0 (with a ``client_id``): a persistent session, so the
+        broker queues what is published while this monitor is away (a broker with
+        persistence keeps it across its own restart too)."""
         parts = urlsplit(url)
         self.host = parts.hostname or "127.0.0.1"
         self.port = parts.port or 1883
         self.topic_filter = topic_filter
+        self.session_expiry_s = session_expiry_s
         self.on_event = on_event
         self.feeds: dict[str, GatewayFeed] = {}
         self.malformed: list[str] = []
@@ -113,7 +120,12 @@ class FeedMonitor:
             self.on_event(event)
 
     def start(self, timeout: float = 10.0) -> FeedMonitor:
-        self._client.connect(self.host, self.port)
+        if self.session_expiry_s:
+            properties = Properties(PacketTypes.CONNECT)
+            properties.SessionExpiryInterval = self.session_expiry_s
+            self._client.connect(self.host, self.port, clean_start=False, properties=properties)
+        else:
+            self._client.connect(self.host, self.port)
         self._client.loop_start()
         if not self._subscribed.wait(timeout):
             raise TimeoutError(f"could not subscribe at {self.host}:{self.port}")
