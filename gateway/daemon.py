@@ -45,6 +45,7 @@ from firmware_py.leds import BoardView, GatewayLed, LedController
 from firmware_py.recovery import ModemPowerControl
 from gateway import __version__
 from gateway.audio.contract import AudioSinkFactory
+from gateway.clock_watch import ClockWatch
 from gateway.config import Config
 from gateway.events import AlarmSeverity, Event, GatewayAlarm, encode, format_ts, topic_for
 from gateway.families import get_family
@@ -95,6 +96,7 @@ class Gateway:
             on_unkept=self._publish_unkept,
         )
         self.forwarder = Forwarder(self.outbox, config.mqtt, gateway_id=gateway_id, region=region)
+        self.clock = ClockWatch(mark=self._mark_clock, emit=self.emit)
         self.status = StatusTracker([line.name for line in config.lines])
         self._unresolved: collections.deque[tuple[float, Submission]] = collections.deque()
         self._started_at = format_ts(datetime_now())
@@ -142,8 +144,12 @@ class Gateway:
         payload = encode(alarm, seq=0, gateway_id=gateway_id, region=region)
         self.forwarder.publish_direct(topic_for(region, gateway_id, alarm.TYPE.value), payload)
 
+    def _mark_clock(self, unsynced: bool) -> None:
+        self.outbox.clock_unsynced = unsynced
+
     def start(self) -> None:
         self.leds.start()
+        self.clock.check()  # before any event: a 1970 clock is marked from the first one
         self.forwarder.start()
         for driver in self.drivers:
             driver.start()
@@ -338,6 +344,7 @@ def run(
     status_path = runtime_status_path(config.outbox.path)
     _write_status(gateway, status_path, [], interval)
     while not stopping.wait(interval):
+        gateway.clock.check()
         problems = gateway.check_health()
         if not problems:
             watchdog.notify("WATCHDOG=1")

@@ -12,6 +12,7 @@ commits it, and wraps it in the contract's envelope::
       "ts": "2026-11-28T04:40:12.345Z",     # when the gateway saw it, UTC
       "gateway_id": "bontang-01",
       "region": "64.74",
+      "clock_unsynced": true,               # only while the clock is not synchronised
       "data": {...}                         # per type, see gateway/schemas/
     }
 
@@ -44,6 +45,10 @@ class EventType(StrEnum):
     CALL_AUDIO_SUMMARY = "call.audio_summary"
     LINE_STATUS = "line.status"
     LINE_RECOVERY = "line.recovery"
+    LINE_RESET = "line.reset"
+    SMS_RECEIVED = "sms.received"
+    SMS_INVALID = "sms.invalid"
+    LOCATION_AML = "location.aml"
     GATEWAY_ALARM = "gateway.alarm"
 
 
@@ -68,6 +73,7 @@ class EndCause(StrEnum):
     BUSY = "busy"
     NO_ANSWER = "no_answer"
     LINE_LOST = "line_lost"  # the modem or its port vanished during the call
+    MODEM_RESET = "modem_reset"  # the modem reset itself (boot banner) during the call
     UNKNOWN = "unknown"
 
 
@@ -79,6 +85,23 @@ class CallCategory(StrEnum):
     PRANK = "prank"  # (operator)
     GHOST = "ghost"  # answered, nobody spoke: set by the gateway from the audio
     TERPUTUS = "terputus"  # ended before an answer: set by the gateway
+
+
+class InterfaceSide(StrEnum):
+    """A side of an ISDN interface (an E1 PRI span): who sent a message, allocated a call
+    reference, or cleared a call. On a 112 trunk the network is the PSTN (the callers) and
+    the user side is the centre's PBX."""
+
+    NETWORK = "network"
+    USER = "user"
+
+
+class CallOutcome(StrEnum):
+    """How a call on a span ended, where the signalling shows it (``outcome`` in call events)."""
+
+    ANSWERED = "answered"  # CONNECT seen
+    ABANDONED = "abandoned"  # the caller cleared before an answer (terputus)
+    REJECTED = "rejected"  # the called side (the centre) refused it: busy, rejected, no circuit
 
 
 class AlarmSeverity(StrEnum):
@@ -108,10 +131,16 @@ def format_ts(moment: datetime) -> str:
 
 @dataclass(frozen=True, kw_only=True)
 class Event:
-    """Base of every event. Subclasses add the fields that form ``data``."""
+    """Base of every event. Subclasses add the fields that form ``data``.
+
+    ``OMITTED_WHEN_NONE`` names optional fields added after 1.0 that only some line
+    families know (the span additions of the call events): left out of ``data`` when
+    None, so the events of other families stay exactly as they were.
+    """
 
     TYPE: ClassVar[EventType]
     PRIORITY: ClassVar[Priority] = Priority.EMERGENCY
+    OMITTED_WHEN_NONE: ClassVar[frozenset[str]] = frozenset()
 
     event_id: str = field(default_factory=uuid7_str)
     observed_at: datetime = field(default_factory=utc_now)
@@ -119,7 +148,14 @@ class Event:
     def data(self) -> dict[str, Any]:
         """The type's fields as a JSON-ready dict (enum members are ``str``, so they encode as
         their values)."""
-        return {name: getattr(self, name) for name in _data_fields(type(self))}
+        omitted = self.OMITTED_WHEN_NONE
+        if not omitted:
+            return {name: getattr(self, name) for name in _data_fields(type(self))}
+        return {
+            name: value
+            for name in _data_fields(type(self))
+            if (value := getattr(self, name)) is not None or name not in omitted
+        }
 
 
 _DATA_FIELDS: dict[type, tuple[str, ...]] = {}
@@ -141,20 +177,27 @@ class CallOffered(Event):
     """An incoming call rings on a line (first RING with its caller id, if any)."""
 
     TYPE = EventType.CALL_OFFERED
+    OMITTED_WHEN_NONE = frozenset({"b_channel", "called"})
     call_id: str
     line: str
     number: str | None
     presentation: Presentation
     ring_count: int
+    # Span additions (omitted from data when None): see "Calls on E1 spans" in docs/contract.md.
+    b_channel: int | None = None  # the SETUP's channel when it is exclusive
+    called: str | None = None  # the called number's digits received so far
 
 
 @dataclass(frozen=True, kw_only=True)
 class CallAnswered(Event):
     TYPE = EventType.CALL_ANSWERED
+    OMITTED_WHEN_NONE = frozenset({"b_channel", "called"})
     call_id: str
     line: str
     ring_count: int
     ring_time_ms: int
+    b_channel: int | None = None  # span: the channel the answering side confirmed
+    called: str | None = None  # span: every digit of the called number
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -162,10 +205,19 @@ class CallEnded(Event):
     """An answered call ended; ``duration_ms`` runs from answer to end."""
 
     TYPE = EventType.CALL_ENDED
+    OMITTED_WHEN_NONE = frozenset(
+        {"b_channel", "called", "q850_cause", "q850_location", "cleared_by", "outcome"}
+    )
     call_id: str
     line: str
     duration_ms: int
     cause: EndCause
+    b_channel: int | None = None  # span additions, omitted when None
+    called: str | None = None
+    q850_cause: int | None = None  # from the first clearing message carrying a Cause
+    q850_location: int | None = None
+    cleared_by: InterfaceSide | None = None  # who sent the first clearing message
+    outcome: CallOutcome | None = None  # always ANSWERED here
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -173,12 +225,21 @@ class CallAbandoned(Event):
     """A call ended before anyone answered it (terputus)."""
 
     TYPE = EventType.CALL_ABANDONED
+    OMITTED_WHEN_NONE = frozenset(
+        {"b_channel", "called", "q850_cause", "q850_location", "cleared_by", "outcome"}
+    )
     call_id: str
     line: str
     ring_count: int
     ring_time_ms: int
     cause: EndCause
     category: CallCategory = CallCategory.TERPUTUS
+    b_channel: int | None = None  # span additions, omitted when None
+    called: str | None = None
+    q850_cause: int | None = None
+    q850_location: int | None = None
+    cleared_by: InterfaceSide | None = None
+    outcome: CallOutcome | None = None  # ABANDONED (the caller cleared) or REJECTED
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -239,6 +300,10 @@ class RecoveryAction(StrEnum):
     RESET = "reset"  # pulsed the reset line
     POWER_CUT = "power_cut"  # switched the modem's supply off and on (power enable)
     USB_POWER_CYCLE = "usb_power_cycle"  # switched its USB hub port off and on (sysfs)
+    # Steps of the GSM driver's recovery ladder (drivers.gsm.recovery), since 1.0, additive:
+    REOPEN_PORT = "reopen_port"  # closed and reopened the modem's port
+    MODEM_RESET = "modem_reset"  # sent the dialect's reset command (AT+CFUN=1,1)
+    POWER_KEY_CYCLE = "power_key_cycle"  # restarted it with the power key (off, wait, on)
 
 
 class RecoveryOutcome(StrEnum):
@@ -250,15 +315,113 @@ class RecoveryOutcome(StrEnum):
 
 @dataclass(frozen=True, kw_only=True)
 class LineRecovery(Event):
-    """The board acted on a line's hardware to recover it (power key, reset, power, USB port)."""
+    """The board acted on a line's hardware to recover it (power key, reset, power, USB port),
+    or the GSM driver took a step of its recovery ladder (then ``step``, ``reason`` and
+    ``attempt`` are set; they are left out of ``data`` otherwise)."""
 
     TYPE = EventType.LINE_RECOVERY
+    OMITTED_WHEN_NONE = frozenset({"step", "reason", "attempt"})
     line: str
     action: RecoveryAction
     outcome: RecoveryOutcome
     detail: str
     duration_ms: int
     actions_last_hour: int  # actions done on this line in the hour before this one
+    step: int | None = None  # ladder step: 1 reopen, 2 modem reset, 3 power key, 4 power cut
+    reason: str | None = None  # why the ladder is climbing (the modem's last failure)
+    attempt: int | None = None  # how many ladder steps this episode has taken, this one included
+
+
+class ResetTrigger(StrEnum):
+    BANNER = "banner"  # the modem printed a boot banner (RDY, +CFUN: 1, +CPIN: READY, ...)
+    PORT_RETURNED = "port_returned"  # its port vanished and came back (USB re-enumeration)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LineReset(Event):
+    """A line's modem reset itself; the driver set it up again (its settings do not survive)."""
+
+    TYPE = EventType.LINE_RESET
+    line: str
+    trigger: ResetTrigger
+    banner: str | None  # the first boot banner line seen (trigger banner)
+    resets: int  # resets of this line since the gateway started, this one included
+    call_id: str | None  # the call the reset cut, if one was up
+
+
+class SmsEncoding(StrEnum):
+    GSM7 = "gsm7"
+    UCS2 = "ucs2"
+    DATA_8BIT = "8bit"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SmsReceived(Event):
+    """A short message a line's modem received (all its parts, or those that came in time).
+
+    ``event_id`` is derived from the message itself, so a message read again
+    after a crash (it is deleted from the modem only once this event is
+    committed) carries the same id: consumers drop the duplicate by it.
+    """
+
+    TYPE = EventType.SMS_RECEIVED
+    line: str
+    number: str | None  # the sender: +<digits> international, digits, or an alphanumeric name
+    text: str | None  # None for 8-bit data
+    encoding: SmsEncoding
+    data_hex: str | None  # 8-bit data: the payload; None otherwise
+    parts: int  # parts the message has (1 for a single message)
+    parts_missing: list[int]  # part numbers that never came (then the text has gaps)
+    smsc: str | None
+    smsc_timestamp: str  # the network's time stamp, RFC 3339 with its zone offset
+    received_at: str  # when the gateway read it from the modem, UTC, RFC 3339
+    port: int | None  # destination application port (data SMS), else None
+    aml_problem: str | None  # an AML location text that could not be decoded: why
+
+
+@dataclass(frozen=True, kw_only=True)
+class SmsInvalid(Event):
+    """A message stored in the modem whose PDU could not be decoded (it is deleted after this)."""
+
+    TYPE = EventType.SMS_INVALID
+    line: str
+    storage: str  # the modem's message memory ("SM", "ME", "SR")
+    index: int
+    pdu: str  # the hex as read, at most 600 characters
+    problem: str  # what is wrong with it, and where
+
+
+class PositioningMethod(StrEnum):
+    GNSS = "gnss"  # pm=G
+    WIFI = "wifi"  # pm=W
+    CELL = "cell"  # pm=C
+    NONE = "none"  # pm=N: the handset had no location
+    UNKNOWN = "unknown"  # any other code
+
+
+@dataclass(frozen=True, kw_only=True)
+class LocationAml(Event):
+    """An Advanced Mobile Location SMS (ETSI TS 103 625) decoded: where the caller's handset is.
+
+    IMSI and IMEI are carried as sent (like the caller's number, they are
+    personal data processed for the emergency and never written to logs).
+    """
+
+    TYPE = EventType.LOCATION_AML
+    line: str
+    sms_event_id: str  # the sms.received event with the text
+    call_id: str | None  # the call from the same number that is up or ended a few minutes ago
+    number: str | None
+    latitude: float | None  # WGS84 degrees
+    longitude: float | None
+    radius_m: float | None  # confidence radius
+    confidence_pct: int | None
+    positioned_at: str | None  # time of positioning, UTC, RFC 3339
+    method: PositioningMethod
+    imsi: str | None
+    imei: str | None
+    mcc: str | None
+    mnc: str | None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -284,6 +447,10 @@ EVENT_CLASSES: dict[EventType, type[Event]] = {
         LineStatus,
         LineRecovery,
         GatewayAlarm,
+        LineReset,
+        SmsReceived,
+        SmsInvalid,
+        LocationAml,
     )
 }
 
@@ -296,8 +463,10 @@ def status_topic(region: str, gateway_id: str) -> str:
     return f"{TOPIC_ROOT}/{region}/{gateway_id}/status"
 
 
-def envelope(event: Event, *, seq: int, gateway_id: str, region: str) -> dict[str, Any]:
-    return {
+def envelope(
+    event: Event, *, seq: int, gateway_id: str, region: str, clock_unsynced: bool = False
+) -> dict[str, Any]:
+    document: dict[str, Any] = {
         "schema": SCHEMA_VERSION,
         "event_id": event.event_id,
         "seq": seq,
@@ -305,11 +474,16 @@ def envelope(event: Event, *, seq: int, gateway_id: str, region: str) -> dict[st
         "ts": format_ts(event.observed_at),
         "gateway_id": gateway_id,
         "region": region,
-        "data": event.data(),
     }
+    if clock_unsynced:
+        document["clock_unsynced"] = True
+    document["data"] = event.data()
+    return document
 
 
-def encode(event: Event, *, seq: int, gateway_id: str, region: str) -> bytes:
+def encode(
+    event: Event, *, seq: int, gateway_id: str, region: str, clock_unsynced: bool = False
+) -> bytes:
     """The exact bytes published for this event: compact JSON, equal to ``envelope()``.
 
     Built from a template (a hot path: once per event). Only ``data`` and the
@@ -320,8 +494,12 @@ def encode(event: Event, *, seq: int, gateway_id: str, region: str) -> bytes:
         f'{{"schema":"{SCHEMA_VERSION}","event_id":"{event.event_id}","seq":{int(seq)},'
         f'"type":"{event.TYPE}","ts":"{format_ts(event.observed_at)}",'
         f'"gateway_id":{_json_string(gateway_id)},"region":{_json_string(region)},'
+        f"{_CLOCK_UNSYNCED if clock_unsynced else ''}"
         f'"data":{_COMPACT_JSON.encode(event.data())}}}'
     ).encode()
+
+
+_CLOCK_UNSYNCED = '"clock_unsynced":true,'  # see gateway.clock_watch
 
 
 _COMPACT_JSON = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)

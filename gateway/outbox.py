@@ -203,6 +203,7 @@ class Outbox:
         )
         self.held = self.faults.held
         self.epoch = 0  # bumped each time the write connection is (re)opened
+        self.clock_unsynced = False  # set by gateway.clock_watch: marks the envelopes
         self._conn: sqlite3.Connection | None = None
         self._next_seq = 0
         self._pending_bytes = 0
@@ -551,7 +552,13 @@ class Outbox:
     def _insert(self, event: Event) -> int:
         seq = self._next_seq
         self._reservation.cover(seq)
-        payload = encode(event, seq=seq, gateway_id=self.gateway_id, region=self.region)
+        payload = encode(
+            event,
+            seq=seq,
+            gateway_id=self.gateway_id,
+            region=self.region,
+            clock_unsynced=self.clock_unsynced,
+        )
         size = len(payload) + ROW_OVERHEAD_BYTES
         priority, type_name, topic = self._type_info(type(event))
         self._rows.append(
