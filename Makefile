@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
-SYSTEM_TOOLS ?= openssl sox espeak-ng multimon-ng tshark  # TLS test certificates; audio tests cross-check with sox/multimon-ng; tshark decodes LAPD/Q.931 independently
+SYSTEM_TOOLS ?= openssl sox espeak-ng multimon-ng tshark postgresql chromium gcc libpri-dev  # TLS test certificates; audio tests cross-check with sox/multimon-ng; tshark decodes LAPD/Q.931 independently; the center tests on PostgreSQL and in headless chromium; the E1 tests build a libpri peer with gcc
 
 .PHONY: demo test lint typecheck unit bench clean system-deps
 

@@ -184,6 +184,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     audio_cli.register(commands)
 
+    from drivers.e1 import cli as e1_cli  # light: the decoders load when a command runs
+
+    e1_cli.register(commands)
+
+    from center import cli as center_cli  # light: the center's parts load in center_cli.run
+
+    center = commands.add_parser(
+        "center", help="the regional center: ingest every gateway's feed, statistics, dashboard"
+    )
+    center_cli.add_arguments(center)
+    center.set_defaults(func=center_cli.run)
+
     queue = commands.add_parser("queue", help="inspect the outbox").add_subparsers(
         dest="action", required=True, metavar="ACTION"
     )

@@ -13,7 +13,13 @@ python3 -c 'import sysconfig, os, sys; sys.exit(0 if os.path.exists(os.path.join
 python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || need+=(python3-venv)
 [[ -x /usr/sbin/mosquitto ]] || command -v mosquitto >/dev/null 2>&1 || need+=(mosquitto)
 for extra in "$@"; do
-    command -v "$extra" >/dev/null 2>&1 || need+=("$extra")
+    case "$extra" in
+        # Debian keeps the PostgreSQL server off PATH (the center's tests start a private one)
+        postgresql) compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null || need+=(postgresql) ;;
+        # a library, no program: its header says it is there (the E1 tests' libpri peer)
+        libpri-dev) [[ -e /usr/include/libpri.h ]] || need+=(libpri-dev) ;;
+        *) command -v "$extra" >/dev/null 2>&1 || need+=("$extra") ;;
+    esac
 done
 
 ((${#need[@]})) || exit 0
@@ -37,4 +43,8 @@ if [[ " ${need[*]} " == *" mosquitto "* ]]; then
     echo "edge112: note: Debian also enabled mosquitto's own system broker at boot; edge112's" \
          "demo and tests start private brokers and do not need it:" \
          "sudo systemctl disable --now mosquitto" >&2
+fi
+if [[ " ${need[*]} " == *" postgresql "* ]]; then
+    echo "edge112: note: Debian also started a system PostgreSQL cluster; the center's tests" \
+         "start private servers and do not need it: sudo systemctl disable --now postgresql" >&2
 fi

@@ -1,0 +1,1 @@
+"""api of the regional center (see center/__init__.py)."""

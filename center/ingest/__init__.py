@@ -1,0 +1,1 @@
+"""ingest of the regional center (see center/__init__.py)."""

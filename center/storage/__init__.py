@@ -1,0 +1,1 @@
+"""storage of the regional center (see center/__init__.py)."""
