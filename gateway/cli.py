@@ -129,6 +129,13 @@ def cmd_sim_gsm(args: argparse.Namespace) -> int:
     return sim_cli.run(args)
 
 
+def cmd_sim_e1(args: argparse.Namespace) -> int:
+    import drivers.simulated.e1_cli as sim_e1_cli
+
+    setup_logging(args.log_level or "info")
+    return sim_e1_cli.run(args)
+
+
 def cmd_sim_replay(args: argparse.Namespace) -> int:
     import drivers.simulated.replay_cli as replay_cli
 
@@ -168,6 +175,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     sim_cli.add_arguments(sim_gsm)
     sim_gsm.set_defaults(func=cmd_sim_gsm)
+    sim_e1 = sim.add_parser("e1", help="a virtual E1 PRI span: both directions, files or sockets")
+    import drivers.simulated.e1_cli as sim_e1_cli  # light: the simulator loads when it runs
+
+    sim_e1_cli.add_arguments(sim_e1)
+    sim_e1.set_defaults(func=cmd_sim_e1)
     sim_replay = sim.add_parser("replay", help="a recorded modem transcript on a pseudo-terminal")
     import drivers.simulated.replay_cli as replay_cli
 
