@@ -134,6 +134,7 @@ UNSOLICITED_PREFIXES = (
     "^SRVST:",
     "^SIMST:",
     "^DSFLOWRPT:",
+    "^SMMEMFULL:",
 )
 
 _LINE_END = re.compile(rb"[\r\n]")
@@ -346,7 +347,7 @@ class SerialPort(Protocol):
     def close(self) -> None: ...
 
 
-def open_port(url: str, timeout_s: float = READ_TIMEOUT_S) -> SerialPort:
+def open_port(url: str, timeout_s: float = READ_TIMEOUT_S, baudrate: int = BAUD_RATE) -> SerialPort:
     """Open any pyserial URL exclusively (no ModemManager or second gateway alongside).
 
     Every handler in pyserial 3.5 accepts ``exclusive``; it locks device nodes
@@ -354,7 +355,7 @@ def open_port(url: str, timeout_s: float = READ_TIMEOUT_S) -> SerialPort:
     """
     port = serial.serial_for_url(
         url,
-        baudrate=BAUD_RATE,
+        baudrate=baudrate,
         timeout=timeout_s,
         write_timeout=WRITE_TIMEOUT_S,
         exclusive=True,
@@ -403,6 +404,7 @@ class AtChannel:
         name: str | None = None,
         partial_line_timeout_s: float = PARTIAL_LINE_TIMEOUT_S,
         max_line_bytes: int = MAX_LINE_BYTES,
+        baudrate: int = BAUD_RATE,
     ) -> None:
         self.name = name or url
         self._on_urc = on_urc
@@ -419,7 +421,7 @@ class AtChannel:
         self._lost_reason: str | None = None
         self._closing = threading.Event()
         self._closed = False
-        self._port = open_port(url)
+        self._port = open_port(url, baudrate=baudrate)
         self._reader = threading.Thread(
             target=self._read_loop, name=f"edge112-at-{self.name}", daemon=True
         )

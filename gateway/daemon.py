@@ -50,7 +50,7 @@ from gateway.config import Config
 from gateway.events import AlarmSeverity, Event, GatewayAlarm, encode, format_ts, topic_for
 from gateway.families import get_family
 from gateway.forwarder import Forwarder
-from gateway.lines import LineDriver, LineSettings
+from gateway.lines import Emit, LineDriver, LineSettings
 from gateway.outbox import Outbox, Submission
 from gateway.status import LOCATE_REQUEST, StatusTracker, runtime_status_path, write_status
 
@@ -64,13 +64,11 @@ BACKLOG_REFRESH_S = 5.0
 LOCATE_MAX_S = 600.0
 
 
-DriverFactory = Callable[
-    [LineSettings, Callable[[Event], None], AudioSinkFactory | None], LineDriver
-]
+DriverFactory = Callable[[LineSettings, Emit, AudioSinkFactory | None], LineDriver]
 
 
 def family_driver_factory(
-    settings: LineSettings, emit: Callable[[Event], None], sinks: AudioSinkFactory | None
+    settings: LineSettings, emit: Emit, sinks: AudioSinkFactory | None
 ) -> LineDriver:
     """The line's driver, built by its family; audio sinks only for a line that has audio."""
     family = get_family(settings.FAMILY)
@@ -111,7 +109,7 @@ class Gateway:
             self.board, self.board_view, backlog_warn=config.board.backlog_warn
         )
         sinks = self._audio_sinks() if any(line.wants_audio for line in config.lines) else None
-        self.drivers = [driver_factory(line, self.emit, sinks) for line in config.lines]
+        self.drivers = [driver_factory(line, self.submit, sinks) for line in config.lines]
 
     def _audio_sinks(self) -> AudioSinkFactory:
         """One audio pipeline factory (one recording store, one prompt) for every line."""
@@ -122,12 +120,19 @@ class Gateway:
 
     def emit(self, event: Event) -> None:
         """Hand an event to the outbox (returns at once; the writer commits it)."""
+        self.submit(event)
+
+    def submit(self, event: Event) -> Submission:
+        """``emit`` that returns the pending commit: line drivers get this one, so a driver
+        that must act only once its event is stored (delete an SMS from the modem) can
+        (``gateway.lines.EmitReceipt``)."""
         self.status.observe(event)
         submission = self.outbox.submit(event)
         unresolved = self._unresolved
         unresolved.append((time.monotonic(), submission))
         while unresolved and unresolved[0][1].done:  # amortised O(1): only the resolved head
             unresolved.popleft()
+        return submission
 
     def _board_alarm(self, message: str, detail: dict[str, str]) -> None:
         self.emit(

@@ -19,7 +19,12 @@ driver implements one *session* of its hardware and nothing else::
                open calls end UNKNOWN, _stopped(), line.status down "driver stopped"
 
 Safe emit: events leave through ``_emit_safely``; an emit callback that
-raises is logged and never reaches the driver. A subclass that raises
+raises is logged and never reaches the driver. The emit callback may return
+the outbox's pending commit (``Commit``: ``gateway.outbox.Submission`` has
+that shape; the daemon's emit returns it); ``_emit_for_commit`` keeps it as
+an ``EmitReceipt``, so a driver can act only once its event is stored (a GSM
+driver deletes an SMS from the modem only then). An emit that returns None
+is taken as storing the event before it returns. A subclass that raises
 unexpectedly from ``_serve`` ends the session (logged with the traceback)
 and the line is reopened like a lost port: a bug costs a reopen, not the line.
 
@@ -43,7 +48,7 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
-from typing import ClassVar, Generic, Protocol, TypeVar
+from typing import ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 
 from gateway.calls import CALLER_ID_GRACE_S, CallTracker
 from gateway.events import EndCause, Event, LineStatus
@@ -57,7 +62,39 @@ STOP_TIMEOUT_S = 2.0
 STUCK_AFTER_S = 60.0  # a worker silent this long is stuck (well above any step's timeout)
 BACKOFF_PROGRESS_S = 1.0  # a worker waiting out a backoff still shows progress this often
 
-Emit = Callable[[Event], None]
+Emit = Callable[[Event], object]  # may return a Commit (see EmitReceipt)
+
+
+@runtime_checkable
+class Commit(Protocol):
+    """An event's pending commit to the outbox, as ``emit`` may return it."""
+
+    @property
+    def done(self) -> bool: ...
+
+    def wait(self, timeout: float | None = ...) -> int: ...
+
+
+class EmitReceipt:
+    """Whether an emitted event is stored: ``committed()`` is True, False (it never will be:
+    the emit failed or the outbox refused it) or None (not yet)."""
+
+    __slots__ = ("_commit", "_state")
+
+    def __init__(self, commit: Commit | None, state: bool | None) -> None:
+        self._commit, self._state = commit, state
+
+    def committed(self) -> bool | None:
+        if self._state is None and self._commit is not None and self._commit.done:
+            try:
+                self._commit.wait(0)
+            except Exception:
+                self._state = False
+            else:
+                self._state = True
+        return self._state
+
+
 SourceT = TypeVar("SourceT")
 
 
@@ -275,10 +312,18 @@ class LineDriverBase(ABC, Generic[SourceT]):
 
     def _emit_safely(self, event: Event) -> None:
         """Hand ``event`` to the emit callback; whatever that raises is logged, never raised."""
+        self._emit_for_commit(event)
+
+    def _emit_for_commit(self, event: Event) -> EmitReceipt:
+        """``_emit_safely`` that tells, through the receipt, when the event is stored."""
         try:
-            self._emit(event)
+            result = self._emit(event)
         except Exception:
             self.logger.exception("%s: emitting %s failed", self.name, event.TYPE.value)
+            return EmitReceipt(None, False)
+        if isinstance(result, Commit):
+            return EmitReceipt(result, None)
+        return EmitReceipt(None, True)
 
     def _call_tracker(self, key: Hashable = None) -> CallTracker:
         """The tracker of call slot ``key`` (a modem has one; a span one per call), made on use."""

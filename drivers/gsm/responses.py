@@ -12,6 +12,12 @@ shares them and tests can feed literal lines. Field layouts::
         5 waiting; <mode> 0 voice, 1 data (EC25 lists its data session so), 2 fax
     +CSQ: <rssi>,<ber>        <rssi> 0..31 -> -113..-51 dBm, 99 unknown
     +CREG: <n>,<stat>[,...]   <stat> 1 registered (home), 5 registered (roaming)
+    +CREG: <stat>[,<lac>,<ci>[,<AcT>]]        the same as a URC (AT+CREG=1 or 2): no <n>
+        <stat> 0 not searching, 1 home, 2 searching, 3 denied, 4 unknown, 5 roaming
+    +CMTI: "<mem>",<index>    a new message stored (27.005); +CDSI the same for a status report
+    +CMGR: <stat>,[<alpha>],<length>          then the PDU on the next line (PDU mode)
+    +CMGL: <index>,<stat>,[<alpha>],<length>  then the PDU, for each message listed
+    +CPMS: "<mem1>",<used1>,<total1>,...      the query; after a set: <used1>,<total1>,...
 """
 
 from __future__ import annotations
@@ -120,9 +126,14 @@ def parse_clip(line: str) -> CallerId:
 
 def parse_clcc(line: str) -> CallRecord:
     """A ``+CLCC:`` line; raises ValueError when it is not one."""
-    fields = _fields(line, "+CLCC:")
+    return parse_call_record(line, "+CLCC:")
+
+
+def parse_call_record(line: str, prefix: str) -> CallRecord:
+    """A call record in the +CLCC layout after ``prefix``; ValueError when it is not one."""
+    fields = _fields(line, prefix)
     if len(fields) < 5:
-        raise ValueError("a +CLCC line has at least 5 fields")
+        raise ValueError("a call record has at least 5 fields")
     index, direction, status, mode = (int(value) for value in fields[:4])
     number_type = _int_or_none(fields[6]) if len(fields) > 6 else None
     number = international(fields[5], number_type) if len(fields) > 5 and fields[5] else None
@@ -156,3 +167,72 @@ def parse_registration(line: str) -> bool:
     fields = _fields(line, prefix)
     status = _int_or_none(fields[1]) if len(fields) > 1 else None
     return status in REGISTERED_STATES
+
+
+REGISTRATION_STATES = {
+    0: "not registered, not searching",
+    1: "registered (home)",
+    2: "searching",
+    3: "registration denied",
+    4: "registration unknown",
+    5: "registered (roaming)",
+}
+
+
+def parse_registration_urc(line: str) -> int:
+    """The <stat> of a ``+CREG:``/``+CGREG:``/``+CEREG:`` URC (no <n> in front)."""
+    prefix = line.split(":", 1)[0] + ":"
+    status = _int_or_none(_fields(line, prefix)[0])
+    if status is None or status not in REGISTRATION_STATES:
+        raise ValueError(f"registration URC without a valid <stat>: {line!r}")
+    return status
+
+
+def parse_message_notice(line: str) -> tuple[str, int]:
+    """(memory, index) of a ``+CMTI:`` or ``+CDSI:`` line."""
+    prefix = line.split(":", 1)[0] + ":"
+    fields = _fields(line, prefix)
+    if len(fields) < 2:
+        raise ValueError(f"{prefix} needs a memory and an index")
+    index = _int_or_none(fields[1])
+    if index is None or index < 0:
+        raise ValueError(f"{prefix} index is not a number")
+    return fields[0] or "SM", index
+
+
+def parse_storage_usage(line: str) -> tuple[int, int]:
+    """(used, total) of the first memory in a ``+CPMS:`` query answer or set answer."""
+    fields = _fields(line, "+CPMS:")
+    numbers = fields[1:3] if fields and not fields[0].isdigit() else fields[0:2]
+    if len(numbers) < 2:
+        raise ValueError("+CPMS without used and total")
+    used, total = (_int_or_none(value) for value in numbers)
+    if used is None or total is None:
+        raise ValueError("+CPMS used/total are not numbers")
+    return used, total
+
+
+@dataclass(frozen=True)
+class StoredMessageHeader:
+    """The line before a PDU in +CMGR/+CMGL answers."""
+
+    index: int | None  # +CMGL only
+    status: int
+    length: int  # TPDU octets (without the SMSC field)
+
+
+def parse_message_header(line: str) -> StoredMessageHeader:
+    """A ``+CMGR:`` or ``+CMGL:`` header line in PDU mode."""
+    prefix = line.split(":", 1)[0] + ":"
+    fields = _fields(line, prefix)
+    index = None
+    if prefix == "+CMGL:":
+        index, fields = _int_or_none(fields[0]), fields[1:]
+        if index is None:
+            raise ValueError("+CMGL without an index")
+    if len(fields) < 2:
+        raise ValueError(f"{prefix} needs a status and a length")
+    status, length = _int_or_none(fields[0]), _int_or_none(fields[-1])
+    if status is None or length is None:
+        raise ValueError(f"{prefix} status/length are not numbers")
+    return StoredMessageHeader(index, status, length)

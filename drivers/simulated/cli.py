@@ -6,6 +6,10 @@
     edge112 sim gsm --link /tmp/edge112/gsm0 --calls 50 --rate 6 --seed 1 --ring-interval 1
     edge112 sim gsm --link /tmp/edge112/gsm0          # idle modem, for a terminal program
     edge112 sim gsm --link /tmp/edge112/gsm0 --audio-link /tmp/edge112/gsm0-audio --calls 5
+    edge112 sim gsm --link /tmp/edge112/gsm0 --scenario faults.toml --sim-capacity 5
+
+A scenario's ``[[faults]]`` reset the modem, hang it, re-enumerate its port,
+change its registration and deliver SMS (``drivers.simulated.scenario_faults``).
 
 Point the gateway (or ``python -m serial.tools.miniterm``) at the link. Each
 call prints one JSON line on stdout when it ends (``PlacedCall.summary()``:
@@ -87,6 +91,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--rssi", type=int, default=DEFAULT_RSSI, help="AT+CSQ signal, 0-31 (default %(default)s)"
     )
     parser.add_argument(
+        "--sim-capacity",
+        type=int,
+        metavar="N",
+        help="messages the SIM holds before it refuses more (default 20)",
+    )
+    parser.add_argument(
         "--exit-when-done", action="store_true", help="exit when the last call is over"
     )
 
@@ -107,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
                 seed=args.seed if args.seed is not None else scenario.seed,
                 rssi=args.rssi,
                 audio_link=args.audio_link,
+                sim_capacity=args.sim_capacity,
             )
         except (OSError, ValueError) as exc:
             print(f"{PROG}: cannot create the modem at {args.link}: {exc}", file=sys.stderr)

@@ -11,317 +11,117 @@ terminal program or a benchmark can talk to it exactly as to hardware::
     gateway (pyserial) <-> /dev/pts/M (raw) <-> PTY master <-> voice thread (with audio_link)
                                                       8 kHz PCM16, 320 bytes every 20 ms
 
-Models (``MODELS``) reproduce the shapes that differ between vendors: the
-identity, the reply to an unknown command (EC25 ``ERROR``, Huawei ``COMMAND
-NOT SUPPORT``), the ``+CLIP`` layout, the SIM7600 ``\\r\\r\\n`` URC framing,
-how a call ends (``NO CARRIER``; SIM7600 ``VOICE CALL: END`` and
-``MISSED_CALL``; Huawei ``^CEND``), the EC25 data session listed by
-``AT+CLCC`` as a mode 1 record, Huawei's periodic ``^RSSI``, and the command
-that switches call audio on (EC25 ``AT+QPCMV=1,0``, kept until ``AT+QPCMV=0``;
-SIM7600 ``AT+CPCMREG=1`` and Huawei ``AT^DDSETEX=2``, forgotten when the call
-ends; the SIM800 has none). Echo is on until ``ATE0``, as on real modems.
-
-Call audio (``audio_link``): once a call is answered, the caller follows
-the call's ``audio`` script (``drivers.simulated.caller_audio``) in real
-time, and the voice thread (``drivers.simulated.voice_port``) writes it to
-the second PTY while audio is switched on; what the gateway writes there,
-the caller hears, and a caller with ``respond_to_prompt`` presses those
-digits after hearing 1 s of it. ``PlacedCall.audio_log`` records both ways.
+The parts, by responsibility: ``gsm_models`` (what differs per vendor, as
+data), ``gsm_calls`` (the call scripts and their outcomes), ``gsm_commands``
+(the AT command table and the settings a reset forgets), ``gsm_sms`` (SIM
+message storage), ``sms_deliver`` (the PDUs a network delivers),
+``gsm_power`` (the power key and supply, for the recovery ladder), and this
+module: the port, the threads, the faults.
 
 Calls are placed one at a time (a queue holds the rest): RING or
-``+CRING: VOICE`` every ``ring_interval_s``, each followed by ``+CLIP`` once
-``AT+CLIP=1`` is set, until ``ATA``, ``ATH`` or the caller gives up. Each
-``PlacedCall`` records when its first RING went out (``time.time()`` and
-``time.monotonic()``) and how it ended, for tests and benchmarks to compare
-with what the gateway published.
+``+CRING: VOICE`` every ``ring_interval_s``, each with a ``+CLIP`` once
+``AT+CLIP=1`` is set (unless the call's script withholds or delays it),
+until ``ATA``, ``ATH`` or the caller gives up.
 
-Fault injection: ``chunking`` splits every write (``line``: as composed,
-``byte``: one byte per write, ``random``: random pieces, seeded), ``inject``
-writes arbitrary bytes (garbage, half lines, over-long lines),
-``vanish`` closes the PTYs as an unplugged USB modem would, and
-``vanish_audio`` closes the audio PTY alone.
+Fault injection, each a method (and most a scenario entry):
+
+* ``chunking`` splits every write (``line``, ``byte``: one byte per write,
+  ``random``: random pieces, seeded); ``inject`` writes arbitrary bytes.
+* ``reboot()`` resets the modem as it resets itself: the call in progress is
+  lost, every setting is forgotten, the model's banner follows (``RDY``,
+  ``+CFUN: 1``, ``+CPIN: READY``, ``SMS DONE``...); a Huawei stick instead
+  re-enumerates: its port vanishes and comes back (``replug``).
+* ``replug()`` closes the port and links a new PTY at the same path (a USB
+  device that re-enumerates under a new node).
+* ``hang(cured_by=...)`` stops answering anything until the named recovery
+  (``reset``: ``AT+CFUN=1,1``; ``power_key``; ``power_cut``; ``never``);
+  ``power_key_pulse()`` / ``power_cut()`` are what the board would do.
+* ``set_registration(stat)`` changes the network registration (+CREG URCs
+  as enabled); ``deliver_sms(pdu)`` stores a message and announces it with
+  ``+CMTI``; a full SIM refuses it.
+* ``vanish`` closes the PTYs for good (an unplugged modem), ``vanish_audio``
+  the audio PTY alone.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import queue
 import random
-import re
 import select
+import termios
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
-from enum import Enum, StrEnum
+from enum import IntEnum
 from pathlib import Path
-from typing import Any
 
-from drivers.simulated.caller_audio import AudioLog, AudioSegment, CallerVoice, check_digits
+from drivers.simulated.caller_audio import CallerVoice
+from drivers.simulated.gsm_calls import (
+    RING_INTERVAL_S,
+    TALK_S,
+    CallOutcome,
+    LiveCall,
+    PlacedCall,
+    SimulatedCall,
+    number_and_type,
+)
+from drivers.simulated.gsm_commands import Reply, Settings, SimulatedAtCommands
+from drivers.simulated.gsm_models import (
+    MODELS,
+    CallEndStyle,
+    Chunking,
+    ClipShape,
+    ModemModel,
+)
+from drivers.simulated.gsm_sms import SimStorage
 from drivers.simulated.links import open_linked_pty, remove_link
 from drivers.simulated.voice_port import SimulatedVoicePort
 from gateway.events import Presentation
 
+__all__ = [
+    "DEFAULT_RSSI",
+    "MODELS",
+    "RING_INTERVAL_S",
+    "TALK_S",
+    "CallEndStyle",
+    "CallOutcome",
+    "Chunking",
+    "ClipShape",
+    "Cure",
+    "ModemModel",
+    "PlacedCall",
+    "SimulatedCall",
+    "SimulatedGsmModem",
+]
+
 logger = logging.getLogger("edge112.drivers.simulated")
 
-RING_INTERVAL_S = 5.0  # real networks alert about every 5 s
-TALK_S = 10.0
 NETWORK_NO_ANSWER_RINGS = 12  # the network gives up on an unanswered call after about a minute
 DEFAULT_RSSI = 20  # AT+CSQ 20 = -73 dBm
 BYTE_GAP_S = 0.0002  # between single-byte writes, about 2 bytes' time at 115200 baud
 RANDOM_PIECE_MAX_BYTES = 16
 RANDOM_GAP_MAX_S = 0.002
 WRITE_STALL_S = 0.5  # nobody reads the port: drop output after this long, as a UART would
-BOOT_DELAY_S = 0.2  # from AT+CFUN=1,1 to the first boot URC
+BOOT_DELAY_S = 0.2  # from a reset to the first boot URC
+REPLUG_GAP_S = 0.3  # a re-enumerating USB device is absent this long
+POWER_OFF_S = 0.3  # a power cut keeps the modem off this long (the real board: ~2 s)
 PERIODIC_URC_S = 3.0
 POLL_S = 0.1
 MAX_COMMAND_BYTES = 512
 
 
-class Chunking(StrEnum):
-    LINE = "line"
-    BYTE = "byte"
-    RANDOM = "random"
+class Cure(IntEnum):
+    """The weakest recovery that brings a hung simulated modem back (ordered: stronger cures)."""
+
+    RESET = 1  # AT+CFUN=1,1 still gets through
+    POWER_KEY = 2
+    POWER_CUT = 3
+    NEVER = 4
 
 
-class CallEndStyle(Enum):
-    NO_CARRIER = "no_carrier"  # 3GPP: NO CARRIER
-    SIMCOM = "simcom"  # VOICE CALL: END: <hhmmss> / MISSED_CALL: <time> <number>
-    HUAWEI = "huawei"  # ^CEND:<id>,<duration>,<end status>,<cc cause>
-
-
-class ClipShape(Enum):
-    FULL = "full"  # +CLIP: "<n>",145,"",0,"",0  (SIM800, EC25, SIM7600)
-    HUAWEI = "huawei"  # +CLIP: "<n>",145,,,,0
-
-
-class CallOutcome(StrEnum):
-    ANSWERED = "answered"  # the gateway answered (ATA)
-    ABANDONED = "abandoned"  # the caller (or the network) gave up before an answer
-    REJECTED = "rejected"  # the gateway hung up before answering
-    LOST = "lost"  # the modem vanished, closed or rebooted during the call
-    CANCELLED = "cancelled"  # queued, never rang
-
-
-@dataclass(frozen=True)
-class ModemModel:
-    key: str
-    manufacturer: str
-    model: str
-    revision: str
-    ati_lines: tuple[str, ...]  # "{imei}" is filled in
-    operator_line: str
-    unknown_command_reply: str = "ERROR"
-    urc_frame: tuple[bytes, bytes] = (b"\r\n", b"\r\n")
-    clip_shape: ClipShape = ClipShape.FULL
-    call_end_style: CallEndStyle = CallEndStyle.NO_CARRIER
-    lists_data_session: bool = False
-    answer_urc: str | None = None  # sent after the OK to ATA
-    extra_commands: frozenset[str] = frozenset()  # answered with a plain OK
-    supports_cereg: bool = False
-    boot_lines: tuple[str, ...] = ()
-    periodic_urc: str | None = None  # "{rssi}" is filled in
-    audio_on_command: str | None = None  # switches call audio on (answered OK)
-    audio_off_command: str | None = None
-    audio_per_call: bool = False  # True: audio switches itself off when a call ends
-
-
-MODELS: dict[str, ModemModel] = {
-    "quectel_ec25": ModemModel(
-        key="quectel_ec25",
-        manufacturer="Quectel",
-        model="EC25",
-        revision="EC25EFAR06A06M4G",
-        ati_lines=("Quectel", "EC25", "Revision: EC25EFAR06A06M4G"),
-        operator_line='+COPS: 0,0,"Telkomsel",7',
-        lists_data_session=True,
-        extra_commands=frozenset({"AT+CVHU=0"}),
-        supports_cereg=True,
-        boot_lines=("RDY", "+CFUN: 1", "+CPIN: READY", "+QIND: SMS DONE", "+QIND: PB DONE"),
-        audio_on_command="AT+QPCMV=1,0",
-        audio_off_command="AT+QPCMV=0",
-    ),
-    "simcom_sim7600": ModemModel(
-        key="simcom_sim7600",
-        manufacturer="SIMCOM INCORPORATED",
-        model="SIMCOM_SIM7600E-H",
-        revision="LE20B04SIM7600M22",
-        ati_lines=(
-            "Manufacturer: SIMCOM INCORPORATED",
-            "Model: SIMCOM_SIM7600E-H",
-            "Revision: LE20B04SIM7600M22",
-            "IMEI: {imei}",
-            "+GCAP: +CGSM",
-        ),
-        operator_line='+COPS: 0,0,"Telkomsel",7',
-        urc_frame=(b"\r\r\n", b"\r\r\n"),
-        call_end_style=CallEndStyle.SIMCOM,
-        answer_urc="VOICE CALL: BEGIN",
-        extra_commands=frozenset({"AT+CVHU=0"}),
-        supports_cereg=True,
-        boot_lines=("RDY", "+CPIN: READY", "SMS DONE", "PB DONE"),
-        audio_on_command="AT+CPCMREG=1",
-        audio_off_command="AT+CPCMREG=0",
-        audio_per_call=True,
-    ),
-    "simcom_sim800": ModemModel(
-        key="simcom_sim800",
-        manufacturer="SIMCOM_Ltd",
-        model="SIMCOM_SIM800L",
-        revision="Revision:1418B04SIM800L24",
-        ati_lines=("SIM800 R14.18",),
-        operator_line='+COPS: 0,0,"TELKOMSEL"',
-        extra_commands=frozenset({"AT+CVHU=0"}),
-        boot_lines=("RDY", "+CFUN: 1", "+CPIN: READY", "Call Ready", "SMS Ready"),
-    ),
-    "huawei_e173": ModemModel(
-        key="huawei_e173",
-        manufacturer="huawei",
-        model="E173",
-        revision="11.126.85.00.209",
-        ati_lines=(
-            "Manufacturer: huawei",
-            "Model: E173",
-            "Revision: 11.126.85.00.209",
-            "IMEI: {imei}",
-            "+GCAP: +CGSM,+DS,+ES",
-        ),
-        operator_line='+COPS: 0,0,"TELKOMSEL",0',
-        unknown_command_reply="COMMAND NOT SUPPORT",
-        clip_shape=ClipShape.HUAWEI,
-        call_end_style=CallEndStyle.HUAWEI,
-        answer_urc="^CONN:1,0",
-        boot_lines=("^SIMST:1",),
-        periodic_urc="^RSSI:{rssi}",
-        audio_on_command="AT^DDSETEX=2",
-        audio_per_call=True,
-    ),
-}
-
-
-@dataclass(frozen=True)
-class SimulatedCall:
-    """An incoming call as the caller makes it.
-
-    ``presentation`` defaults to ALLOWED with a number, UNAVAILABLE without
-    (no ``+CLIP`` at all, like a SIM-less 112 call); RESTRICTED sends a
-    ``+CLIP`` with an empty number. ``hangup_after_rings``: the caller gives
-    up after that many rings if nobody answered (None: waits for an answer,
-    until the network gives up). ``talk_s``: after an answer the caller
-    talks this long, then hangs up. ``announce_end=False`` is a fault: the
-    modem prints nothing when the caller hangs up (a lost or garbled URC), so
-    only ``AT+CLCC`` shows the call is gone.
-
-    ``audio``: what the caller does after the answer (``AudioSegment.speech``,
-    ``.silence``, ``.noise``, ``.dtmf``, ``.wav``), then silence until
-    ``talk_s`` ends. ``respond_to_prompt``: digits the caller presses once
-    they have heard 1 s of non-silent audio from the gateway.
-    """
-
-    number: str | None = None
-    presentation: Presentation | None = None
-    hangup_after_rings: int | None = None
-    talk_s: float = TALK_S
-    ring_interval_s: float = RING_INTERVAL_S
-    announce_end: bool = True
-    audio: tuple[AudioSegment, ...] = ()
-    respond_to_prompt: str | None = None
-
-    def __post_init__(self) -> None:
-        if self.presentation is None:
-            derived = Presentation.ALLOWED if self.number else Presentation.UNAVAILABLE
-            object.__setattr__(self, "presentation", derived)
-        if self.presentation is Presentation.ALLOWED and not self.number:
-            raise ValueError("presentation 'allowed' needs a number")
-        if self.presentation is not Presentation.ALLOWED and self.number:
-            raise ValueError(f"presentation '{self.presentation}' must not have a number")
-        if self.hangup_after_rings is not None and self.hangup_after_rings < 1:
-            raise ValueError("hangup_after_rings must be at least 1")
-        if self.talk_s < 0 or self.ring_interval_s <= 0:
-            raise ValueError("talk_s must be >= 0 and ring_interval_s > 0")
-        object.__setattr__(self, "audio", tuple(self.audio))
-        if not all(isinstance(segment, AudioSegment) for segment in self.audio):
-            raise ValueError("audio must be AudioSegments")
-        if self.respond_to_prompt is not None:
-            check_digits(self.respond_to_prompt)
-
-    @property
-    def shown_presentation(self) -> Presentation:
-        return self.presentation or Presentation.UNAVAILABLE
-
-
-@dataclass
-class PlacedCall:
-    """A call handed to the modem, filled in as it happens."""
-
-    sequence: int
-    spec: SimulatedCall
-    rings: int = 0
-    first_ring_wall: float | None = None  # time.time() just before the first RING was written
-    first_ring_monotonic: float | None = None
-    answered_monotonic: float | None = None
-    ended_monotonic: float | None = None
-    outcome: CallOutcome | None = None
-    audio_log: AudioLog = field(default_factory=AudioLog)
-    _done: threading.Event = field(default_factory=threading.Event, repr=False)
-
-    @property
-    def done(self) -> bool:
-        return self._done.is_set()
-
-    def wait(self, timeout: float | None = None) -> bool:
-        """Wait until the call is over; False on timeout."""
-        return self._done.wait(timeout)
-
-    def summary(self) -> dict[str, Any]:
-        """A JSON-ready record of the call (the simulator CLI prints one per line)."""
-
-        def since_first_ring(moment: float | None) -> float | None:
-            if moment is None or self.first_ring_monotonic is None:
-                return None
-            return round(moment - self.first_ring_monotonic, 3)
-
-        return {
-            "call": self.sequence,
-            "number": self.spec.number,
-            "presentation": self.spec.shown_presentation.value,
-            "first_ring_wall": self.first_ring_wall,
-            "first_ring_monotonic": self.first_ring_monotonic,
-            "rings": self.rings,
-            "outcome": self.outcome.value if self.outcome else None,
-            "answered_after_s": since_first_ring(self.answered_monotonic),
-            "ended_after_s": since_first_ring(self.ended_monotonic),
-            "pressed_after_s": since_first_ring(self.audio_log.pressed_monotonic),
-            **self.audio_log.summary(),
-        }
-
-    def _finish(self, outcome: CallOutcome) -> None:
-        if self.outcome is None:
-            self.outcome = outcome
-        if self.ended_monotonic is None:
-            self.ended_monotonic = time.monotonic()
-        self._done.set()
-
-
-@dataclass
-class _LiveCall:
-    placed: PlacedCall
-    answered: bool = False
-    outcome: CallOutcome | None = None
-    voice: CallerVoice | None = None  # from the answer on
-    changed: threading.Event = field(default_factory=threading.Event)  # answered or over
-    over: threading.Event = field(default_factory=threading.Event)
-
-
-@dataclass
-class _Reply:
-    lines: list[str]
-    final: str
-    urcs_after: list[str] = field(default_factory=list)
-
-
-class SimulatedGsmModem:
+class SimulatedGsmModem(SimulatedAtCommands):
     """A modem of ``model`` behind the pseudo-terminal linked at ``link``.
 
     With ``audio_link``, a second pseudo-terminal linked there carries call audio.
@@ -336,20 +136,29 @@ class SimulatedGsmModem:
         seed: int | None = None,
         rssi: int = DEFAULT_RSSI,
         audio_link: str | Path | None = None,
+        sim_capacity: int | None = None,
     ) -> None:
         if model not in MODELS:
             raise ValueError(f"unknown model {model!r}; known: {', '.join(sorted(MODELS))}")
         self.model = MODELS[model]
         self.chunking = Chunking(chunking)
         self.rssi = rssi
+        self.registration = 1
+        self.sms = SimStorage()
+        if sim_capacity is not None:
+            self.sms.capacities["SM"] = sim_capacity
+        self.settings = Settings()
+        self.resets = 0  # reboots and power cycles so far
         self._rng = random.Random(seed)
         self.imei = _make_imei(self._rng)
+        self.iccid = "8962" + "".join(str(self._rng.randrange(10)) for _ in range(15))
         self._lock = threading.RLock()  # modem state and every write
         self._stopped = threading.Event()
         self._calls: queue.Queue[PlacedCall] = queue.Queue()
-        self._live: _LiveCall | None = None
+        self._live: LiveCall | None = None
         self._sequence = 0
-        self._reset_settings()
+        self._hung: Cure | None = None
+        self._powered = True
         self._master, self._slave, self.device, self.link = open_linked_pty(link)
         try:
             self._voice_port = self._open_voice_port(audio_link)
@@ -377,12 +186,27 @@ class SimulatedGsmModem:
         return self._stopped.is_set()
 
     @property
+    def hung(self) -> bool:
+        return self._hung is not None
+
+    @property
     def audio_link(self) -> Path | None:
         return self._voice_port.link if self._voice_port else None
 
     @property
     def audio_device(self) -> str | None:
         return self._voice_port.device if self._voice_port else None
+
+    @property
+    def port_speed(self) -> int:
+        """The baud rate the gateway set on the port (read from the PTY's termios)."""
+        with self._lock:
+            attributes = termios.tcgetattr(self._slave)
+        speed_code = attributes[5]
+        for name in dir(termios):
+            if name.startswith("B") and name[1:].isdigit() and getattr(termios, name) == speed_code:
+                return int(name[1:])
+        return -1
 
     def place_call(self, spec: SimulatedCall) -> PlacedCall:
         """Queue an incoming call; it rings as soon as the previous one is over."""
@@ -400,6 +224,63 @@ class SimulatedGsmModem:
         with self._lock:
             self._write(raw)
 
+    # Faults: resets, hangs, power ------------------------------------------------
+
+    def reboot(self) -> None:
+        """Reset as the modem resets itself: call lost, settings forgotten, banner (or replug)."""
+        with self._lock:
+            self._hung = None
+            self._restart()
+
+    def replug(self, gap_s: float = REPLUG_GAP_S) -> None:
+        """The USB device re-enumerates: the port vanishes now and a new node is linked at the
+        same path after ``gap_s`` (a reader of the old one fails, as on a real unplug)."""
+        with self._lock:
+            if self._stopped.is_set():
+                return
+            self._end_live_call(CallOutcome.LOST)
+            old_master, old_slave = self._master, self._slave
+            self._master = self._slave = -1
+            remove_link(self.link, self.device)
+        for fd in (old_master, old_slave):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._after(gap_s, self._plug_in)
+
+    def hang(self, cured_by: Cure | str = Cure.POWER_CUT) -> None:
+        """Stop answering anything (commands are swallowed) until ``cured_by`` or stronger."""
+        with self._lock:
+            self._hung = Cure[cured_by.upper()] if isinstance(cured_by, str) else cured_by
+
+    def power_key_pulse(self) -> bool:
+        """The board restarted the modem with its power key; False if it stayed hung."""
+        return self._power_cycle(Cure.POWER_KEY, 0.0)
+
+    def power_cut(self, off_s: float = POWER_OFF_S) -> bool:
+        """The board cut the supply for ``off_s``; False if it stayed hung (``Cure.NEVER``)."""
+        return self._power_cycle(Cure.POWER_CUT, off_s)
+
+    def set_registration(self, status: int) -> None:
+        """Network registration (27.007 <stat>: 1 home, 2 searching, 3 denied, 5 roaming)."""
+        with self._lock:
+            self.registration = status
+            if self._answering():
+                self._write_urcs(self.registration_urcs())
+
+    def deliver_sms(self, pdu: str, *, status_report: bool = False) -> int | None:
+        """The network delivers ``pdu``: stored and announced (+CMTI / +CDSI); None when full.
+
+        A status report lands in the model's report memory ("SR" on the EC25)
+        but is announced as "SM", as the EC25 does.
+        """
+        memory = self.model.status_report_storage if status_report else "SM"
+        with self._lock:
+            index = self.sms.store(memory, pdu)
+            if index is not None and self._answering() and self.settings.sms_notify:
+                urc = "+CDSI" if status_report else "+CMTI"
+                self._write_urcs([f'{urc}: "SM",{index}'])
+            return index
+
     def vanish(self) -> None:
         """Close the PTYs as an unplugged USB modem: reads on the ports fail from now on."""
         self._shut_down("vanished")
@@ -412,7 +293,11 @@ class SimulatedGsmModem:
     def close(self) -> None:
         self._shut_down("closed")
 
-    # Lifecycle -------------------------------------------------------------
+    def cancel_queued(self) -> None:
+        """Drop the calls waiting their turn (outcome CANCELLED); a call in progress goes on."""
+        self._cancel_queued()
+
+    # Lifecycle -------------------------------------------------------------------
 
     def _open_voice_port(self, audio_link: str | Path | None) -> SimulatedVoicePort | None:
         if audio_link is None:
@@ -427,14 +312,52 @@ class SimulatedGsmModem:
             live = self._live
             if live is None or live.outcome is not None or live.voice is None:
                 return None
-            return live.voice, self._audio_on
+            return live.voice, self.settings.audio_on
 
-    def _reset_settings(self) -> None:
-        self._echo = True
-        self._cmee = 0
-        self._clip = False
-        self._crc = False
-        self._audio_on = False
+    def _answering(self) -> bool:
+        return self._powered and self._hung is None and not self._stopped.is_set()
+
+    def _restart(self) -> None:
+        """Lose the call and the settings, then boot: banner on this port, or a replug."""
+        self.resets += 1
+        self._end_live_call(CallOutcome.LOST)
+        self.settings = Settings()
+        if self.model.reset_replugs:
+            self._after(0.0, self.replug)
+        else:
+            self._after(BOOT_DELAY_S, self._announce_boot)
+
+    def _power_cycle(self, strength: Cure, off_s: float) -> bool:
+        with self._lock:
+            if self._stopped.is_set() or (self._hung is not None and self._hung > strength):
+                return False
+            self._hung = None
+            self._powered = False
+            self._end_live_call(CallOutcome.LOST)
+        if off_s:
+            time.sleep(off_s)
+        with self._lock:
+            self._powered = True
+            self._restart()
+        return True
+
+    def _plug_in(self) -> None:
+        with self._lock:
+            if self._stopped.is_set() or self._master >= 0:
+                return
+            self._master, self._slave, self.device, self.link = open_linked_pty(self.link)
+            logger.info("simulated %s back on %s -> %s", self.model.key, self.link, self.device)
+        self._after(BOOT_DELAY_S, self._announce_boot)
+
+    def _announce_boot(self) -> None:
+        with self._lock:
+            if self._answering():
+                self._write_urcs(list(self.model.boot_lines))
+
+    def _after(self, delay_s: float, action: object) -> None:
+        timer = threading.Timer(delay_s, action)  # type: ignore[arg-type]
+        timer.daemon = True
+        timer.start()
 
     def _shut_down(self, why: str) -> None:
         with self._lock:
@@ -449,15 +372,12 @@ class SimulatedGsmModem:
                 thread.join(1.0)
         with self._lock:
             self._cancel_queued()
-            os.close(self._master)
-            os.close(self._slave)
+            for fd in (self._master, self._slave):
+                if fd >= 0:
+                    os.close(fd)
             self._master = self._slave = -1
         remove_link(self.link, self.device)
         logger.info("simulated %s on %s %s", self.model.key, self.link, why)
-
-    def cancel_queued(self) -> None:
-        """Drop the calls waiting their turn (outcome CANCELLED); a call in progress goes on."""
-        self._cancel_queued()
 
     def _cancel_queued(self) -> None:
         while True:
@@ -474,9 +394,9 @@ class SimulatedGsmModem:
             live.changed.set()
             live.over.set()
         if self.model.audio_per_call:
-            self._audio_on = False
+            self.settings.audio_on = False
 
-    # Writing ---------------------------------------------------------------
+    # Writing ---------------------------------------------------------------------
 
     def _write(self, data: bytes) -> None:
         """Write under the lock, split as ``chunking`` says; dropped once closed."""
@@ -517,163 +437,65 @@ class SimulatedGsmModem:
         return True
 
     def _write_urcs(self, lines: list[str]) -> None:
+        if not lines:
+            return
         before, after = self.model.urc_frame
         self._write(b"".join(before + line.encode() + after for line in lines))
 
-    def _write_reply(self, echo: str | None, reply: _Reply) -> None:
+    def _write_reply(self, echo: str | None, reply: Reply) -> None:
         out = [echo.encode() + b"\r"] if echo is not None else []
         out += [b"\r\n" + line.encode() + b"\r\n" for line in [*reply.lines, reply.final]]
         self._write(b"".join(out))
         if reply.urcs_after:
             self._write_urcs(reply.urcs_after)
 
-    # Command thread --------------------------------------------------------
+    # Command thread --------------------------------------------------------------
 
     def _serve_commands(self) -> None:
         pending = bytearray()
         next_periodic_at = time.monotonic() + PERIODIC_URC_S
         while not self._stopped.is_set():
-            readable, _, _ = select.select([self._master], [], [], POLL_S)
-            if readable:
-                try:
-                    pending += os.read(self._master, 4096)
-                except OSError:
-                    continue  # EIO while no slave side is open
-                pending = self._take_commands(pending)
+            master = self._master
+            if master < 0:  # unplugged for a moment
+                time.sleep(POLL_S / 4)
+                pending.clear()
+                continue
+            try:
+                readable, _, _ = select.select([master], [], [], POLL_S)
+                if readable:
+                    pending += os.read(master, 4096)
+            except (OSError, ValueError):
+                time.sleep(POLL_S / 4)  # EIO while no slave side is open; a closed fd on replug
+                continue
+            pending = self._take_commands(pending)
             if self.model.periodic_urc and time.monotonic() >= next_periodic_at:
                 next_periodic_at = time.monotonic() + PERIODIC_URC_S
                 with self._lock:
-                    self._write_urcs([self.model.periodic_urc.format(rssi=self.rssi)])
+                    if self._answering():
+                        self._write_urcs([self.model.periodic_urc.format(rssi=self.rssi)])
 
     def _take_commands(self, pending: bytearray) -> bytearray:
         *commands, rest = pending.split(b"\r")
         for raw in commands:
             command = raw.replace(b"\n", b"").decode("ascii", "replace").strip()
-            if command.upper().startswith("AT"):
-                with self._lock:
-                    echo = self._echo  # a modem echoes as it receives, before it executes
-                    self._write_reply(command if echo else None, self._respond(command))
+            if not command.upper().startswith("AT"):
+                continue
+            with self._lock:
+                if not self._powered:
+                    continue
+                if self._hung is not None:
+                    if self._hung is Cure.RESET and command.upper() == "AT+CFUN=1,1":
+                        self._hung = None
+                        self._restart()
+                    continue  # a hung modem swallows everything
+                echo = self.settings.echo  # a modem echoes as it receives, before it executes
+                self._write_reply(command if echo else None, self.respond(command))
         return rest if len(rest) <= MAX_COMMAND_BYTES else bytearray()
 
-    def _respond(self, command: str) -> _Reply:
-        upper = command.upper()
-        fixed = self._fixed_replies().get(upper)
-        if fixed is not None:
-            return _Reply(fixed, "OK")
-        for pattern, handler in self._handlers():
-            match = pattern.fullmatch(upper)
-            if match:
-                return handler(match)
-        if upper in self.model.extra_commands:
-            return _Reply([], "OK")
-        if upper in (self.model.audio_on_command, self.model.audio_off_command):
-            self._audio_on = upper == self.model.audio_on_command
-            return _Reply([], "OK")
-        return _Reply([], self.model.unknown_command_reply)
+    def _reboot(self) -> None:
+        self._restart()
 
-    def _fixed_replies(self) -> dict[str, list[str]]:
-        model = self.model
-        replies = {
-            "AT": [],
-            "ATI": [line.format(imei=self.imei) for line in model.ati_lines],
-            "AT+CGMI": [model.manufacturer],
-            "AT+GMI": [model.manufacturer],
-            "AT+CGMM": [model.model],
-            "AT+GMM": [model.model],
-            "AT+CGMR": [model.revision],
-            "AT+CGSN": [self.imei],
-            "AT+GSN": [self.imei],
-            "AT+CSQ": [f"+CSQ: {self.rssi},99"],
-            "AT+CREG?": ["+CREG: 0,1"],
-            "AT+COPS?": [model.operator_line],
-            "AT+CPIN?": ["+CPIN: READY"],
-            "AT+CFUN?": ["+CFUN: 1"],
-            "AT+CMEE?": [f"+CMEE: {self._cmee}"],
-            "AT+CLIP?": [f"+CLIP: {int(self._clip)},1"],
-            "AT+CRC?": [f"+CRC: {int(self._crc)}"],
-            "AT+CLCC": self._clcc_lines(),
-        }
-        if model.supports_cereg:
-            replies["AT+CEREG?"] = ["+CEREG: 0,1"]
-        return replies
-
-    def _handlers(self) -> list[tuple[re.Pattern[str], Callable[[re.Match[str]], _Reply]]]:
-        return [
-            (_ECHO, self._set_echo),
-            (_CMEE, self._set_cmee),
-            (_CLIP, self._set_clip),
-            (_CRC, self._set_crc),
-            (_ANSWER, self._answer),
-            (_HANG_UP, self._hang_up),
-            (_REBOOT, self._reboot),
-        ]
-
-    def _set_echo(self, match: re.Match[str]) -> _Reply:
-        self._echo = match.group(1) == "1"
-        return _Reply([], "OK")
-
-    def _set_cmee(self, match: re.Match[str]) -> _Reply:
-        self._cmee = int(match.group(1))
-        return _Reply([], "OK")
-
-    def _set_clip(self, match: re.Match[str]) -> _Reply:
-        self._clip = match.group(1) == "1"
-        return _Reply([], "OK")
-
-    def _set_crc(self, match: re.Match[str]) -> _Reply:
-        self._crc = match.group(1) == "1"
-        return _Reply([], "OK")
-
-    def _answer(self, _match: re.Match[str]) -> _Reply:
-        live = self._live
-        if live is None or live.outcome is not None or live.placed.rings == 0:
-            return _Reply([], "NO CARRIER")
-        if not live.answered:
-            live.answered = True
-            live.placed.answered_monotonic = answered = time.monotonic()
-            spec = live.placed.spec
-            live.voice = CallerVoice(
-                spec.audio, spec.respond_to_prompt, live.placed.audio_log, answered
-            )
-            live.changed.set()
-        return _Reply([], "OK", [self.model.answer_urc] if self.model.answer_urc else [])
-
-    def _hang_up(self, _match: re.Match[str]) -> _Reply:
-        live = self._live
-        if live is None or live.outcome is not None:
-            return _Reply([], "OK")
-        ending = self._call_end_lines(live) if live.answered else []
-        outcome = CallOutcome.ANSWERED if live.answered else CallOutcome.REJECTED
-        self._end_live_call(outcome)
-        if self.model.call_end_style is CallEndStyle.SIMCOM:
-            return _Reply(ending, "OK")  # SIM7600: VOICE CALL: END comes before the OK
-        if self.model.call_end_style is CallEndStyle.HUAWEI:
-            return _Reply([], "OK", ending)
-        return _Reply([], "OK")
-
-    def _reboot(self, _match: re.Match[str]) -> _Reply:
-        self._end_live_call(CallOutcome.LOST)
-        self._reset_settings()
-        timer = threading.Timer(BOOT_DELAY_S, self._announce_boot)
-        timer.daemon = True
-        timer.start()
-        return _Reply([], "OK")
-
-    def _announce_boot(self) -> None:
-        with self._lock:
-            if not self._stopped.is_set():
-                self._write_urcs(list(self.model.boot_lines))
-
-    def _clcc_lines(self) -> list[str]:
-        lines = ['+CLCC: 1,0,0,1,0,"",128'] if self.model.lists_data_session else []
-        live = self._live
-        if live is not None and live.outcome is None and live.placed.rings > 0:
-            status = 0 if live.answered else 4
-            number, number_type = _number_and_type(live.placed.spec)
-            lines.append(f'+CLCC: 2,1,{status},0,0,"{number}",{number_type}')
-        return lines
-
-    # Call thread -----------------------------------------------------------
+    # Call thread -----------------------------------------------------------------
 
     def _run_calls(self) -> None:
         while not self._stopped.is_set():
@@ -684,7 +506,7 @@ class SimulatedGsmModem:
             self._play(placed)
 
     def _play(self, placed: PlacedCall) -> None:
-        live = _LiveCall(placed)
+        live = LiveCall(placed)
         with self._lock:
             if self._stopped.is_set():
                 placed._finish(CallOutcome.CANCELLED)
@@ -695,10 +517,11 @@ class SimulatedGsmModem:
                 self._talk(live)
         finally:
             with self._lock:
-                self._live = None
+                if self._live is live:
+                    self._live = None
             placed._finish(live.outcome or CallOutcome.LOST)
 
-    def _ring_until_decided(self, live: _LiveCall) -> bool:
+    def _ring_until_decided(self, live: LiveCall) -> bool:
         """Ring until answered (True) or over (False, ``live.outcome`` set)."""
         spec = live.placed.spec
         while True:
@@ -714,41 +537,70 @@ class SimulatedGsmModem:
                 self._ring(live)
             live.changed.wait(spec.ring_interval_s)
 
-    def _caller_gives_up(self, live: _LiveCall) -> bool:
+    def _caller_gives_up(self, live: LiveCall) -> bool:
         rings = live.placed.rings
         limit = live.placed.spec.hangup_after_rings
         return (limit is not None and rings >= limit) or rings >= NETWORK_NO_ANSWER_RINGS
 
-    def _ring(self, live: _LiveCall) -> None:
-        placed = live.placed
+    def _ring(self, live: LiveCall) -> None:
+        placed, spec = live.placed, live.placed.spec
         placed.rings += 1
         if placed.rings == 1:
             placed.first_ring_wall = time.time()
             placed.first_ring_monotonic = time.monotonic()
-        lines = ["+CRING: VOICE" if self._crc else "RING"]
-        if self._clip and placed.spec.shown_presentation is not Presentation.UNAVAILABLE:
-            lines.append(self._clip_line(placed.spec))
-        self._write_urcs(lines)
+        if not self._answering():
+            return  # a hung modem rings nobody
+        lines = self._call_state_urc(live, 4) if placed.rings == 1 else []
+        ring = "+CRING: VOICE" if self.settings.crc else "RING"
+        clip = None
+        if (
+            self.settings.clip
+            and spec.network_clip
+            and spec.shown_presentation is not Presentation.UNAVAILABLE
+        ):
+            clip = self._clip_line(spec)
+        if clip is not None and spec.clip_delay_s > 0:
+            self._write_urcs([*lines, ring])
+            self._after(spec.clip_delay_s, lambda: self._late_clip(live, clip))
+        elif clip is not None and spec.clip_first:
+            self._write_urcs([*lines, clip, ring])
+        else:
+            self._write_urcs([*lines, ring, *([clip] if clip else [])])
 
-    def _talk(self, live: _LiveCall) -> None:
+    def _late_clip(self, live: LiveCall, clip: str) -> None:
+        with self._lock:
+            if live.outcome is None and not live.answered and self._answering():
+                self._write_urcs([clip])
+
+    def _call_state_urc(self, live: LiveCall, status: int) -> list[str]:
+        """The model's call-state URC for ``live`` now in ``status`` (when enabled)."""
+        if not self.settings.call_state_urcs or self.model.call_state_urc is None:
+            return []
+        number, number_type = number_and_type(live.placed.spec)
+        record = f'2,1,{status},0,0,"{number}",{number_type}'
+        if self.model.call_state_urc == "ccinfo":
+            return [f'+QIND: "ccinfo",{record}']
+        return [f"+CLCC: {record}"]
+
+    def _talk(self, live: LiveCall) -> None:
         live.over.wait(live.placed.spec.talk_s)
         with self._lock:
             if live.outcome is None:
                 self._announce_end(live)
                 self._end_live_call(CallOutcome.ANSWERED)
 
-    def _announce_end(self, live: _LiveCall) -> None:
-        if live.placed.spec.announce_end:
+    def _announce_end(self, live: LiveCall) -> None:
+        if live.placed.spec.announce_end and self._answering():
             self._write_urcs(self._call_end_lines(live))
 
     def _clip_line(self, spec: SimulatedCall) -> str:
-        number, number_type = _number_and_type(spec)
+        number, number_type = number_and_type(spec)
         validity = 1 if spec.shown_presentation is Presentation.RESTRICTED else 0
         if self.model.clip_shape is ClipShape.HUAWEI:
             return f'+CLIP: "{number}",{number_type},,,,{validity}'
         return f'+CLIP: "{number}",{number_type},"",0,"",{validity}'
 
-    def _call_end_lines(self, live: _LiveCall) -> list[str]:
+    def _call_end_lines(self, live: LiveCall) -> list[str]:
         """What the modem prints when the call ends now (before ``_end_live_call``)."""
         talked_s = 0
         if live.answered and live.placed.answered_monotonic is not None:
@@ -760,24 +612,9 @@ class SimulatedGsmModem:
             hours, rest = divmod(talked_s, 3600)
             return [f"VOICE CALL: END: {hours:02d}{rest // 60:02d}{rest % 60:02d}"]
         if style is CallEndStyle.SIMCOM:
-            number, _ = _number_and_type(live.placed.spec)
+            number, _ = number_and_type(live.placed.spec)
             return [f"MISSED_CALL: {time.strftime('%I:%M%p')} {number}".rstrip()]
         return ["NO CARRIER"]
-
-
-_ECHO = re.compile(r"ATE([01]?)")
-_CMEE = re.compile(r"AT\+CMEE=([012])")
-_CLIP = re.compile(r"AT\+CLIP=([01])")
-_CRC = re.compile(r"AT\+CRC=([01])")
-_ANSWER = re.compile(r"ATA")
-_HANG_UP = re.compile(r"ATH0?|AT\+CHUP")
-_REBOOT = re.compile(r"AT\+CFUN=1,1")
-
-
-def _number_and_type(spec: SimulatedCall) -> tuple[str, int]:
-    if not spec.number:
-        return "", 128
-    return spec.number, 145 if spec.number.startswith("+") else 129
 
 
 def _make_imei(rng: random.Random) -> str:

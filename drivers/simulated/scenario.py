@@ -18,12 +18,19 @@ A scenario file lists what happens, in seconds from the start::
     # What the caller does after the answer (then silence until talk_s ends):
     audio = [{silence = 2.0}, {speech = 3.0, level_dbov = -20}, {dtmf = "55"}]
     respond_to_prompt = "55"         # pressed after hearing 1 s of the gateway's prompt
+    network_clip = true              # false: no +CLIP at all (AT+CLCC still has the number)
+    clip_delay_s = 0.0               # each +CLIP this long after its RING (none once answered)
+    clip_first = false               # the +CLIP before its RING
 
     [[injections]]
     at_s = 2.5
     text = "garbage\\r\\n"            # or hex = "ff fe 00"; repeat = 600 for over-long lines
 
     vanish_at_s = 60.0               # optional, top level: the modem is unplugged
+
+    [[faults]]                       # resets, hangs, replugs, registration, SMS:
+    at_s = 5.0                       # see drivers.simulated.scenario_faults
+    kind = "reset"
 
 Audio segments, one kind key each, with optional settings::
 
@@ -58,6 +65,7 @@ from drivers.simulated.gsm_modem import (
     SimulatedCall,
     SimulatedGsmModem,
 )
+from drivers.simulated.scenario_faults import ScheduledFault, parse_fault
 from gateway.events import Presentation
 
 _CALL_KEYS = {
@@ -70,10 +78,13 @@ _CALL_KEYS = {
     "announce_end",
     "audio",
     "respond_to_prompt",
+    "network_clip",
+    "clip_delay_s",
+    "clip_first",
 }
 _INJECTION_KEYS = {"at_s", "text", "hex", "repeat"}
 _MODEM_KEYS = {"model", "chunking", "seed"}
-_TOP_KEYS = {"modem", "calls", "injections", "vanish_at_s"}
+_TOP_KEYS = {"modem", "calls", "injections", "vanish_at_s", "faults"}
 
 
 class ScenarioError(ValueError):
@@ -97,6 +108,7 @@ class Scenario:
     calls: tuple[ScheduledCall, ...] = ()
     injections: tuple[ScheduledInjection, ...] = ()
     vanish_at_s: float | None = None
+    faults: tuple[ScheduledFault, ...] = ()
     model: str | None = None
     chunking: str | None = None
     seed: int | None = None
@@ -135,7 +147,12 @@ def parse_scenario(
         for index, entry in enumerate(_table_list(data, "injections", source))
     )
     vanish_at_s = data.get("vanish_at_s")
+    faults = tuple(
+        parse_fault(entry, f"{source} faults[{index}]", ScenarioError)
+        for index, entry in enumerate(_table_list(data, "faults", source))
+    )
     return Scenario(
+        faults=tuple(sorted(faults, key=lambda scheduled: scheduled.at_s)),
         calls=tuple(sorted(calls, key=lambda scheduled: scheduled.at_s)),
         injections=tuple(sorted(injections, key=lambda scheduled: scheduled.at_s)),
         vanish_at_s=None if vanish_at_s is None else _seconds(vanish_at_s, f"{source} vanish_at_s"),
@@ -178,6 +195,9 @@ def _parse_call(entry: dict[str, Any], where: str, base_dir: Path) -> ScheduledC
             respond_to_prompt=_optional_str(
                 entry.get("respond_to_prompt"), f"{where} respond_to_prompt"
             ),
+            network_clip=_flag(entry.get("network_clip", True), f"{where} network_clip"),
+            clip_delay_s=_seconds(entry.get("clip_delay_s", 0.0), f"{where} clip_delay_s"),
+            clip_first=_flag(entry.get("clip_first", False), f"{where} clip_first"),
         )
     except ValueError as exc:
         raise ScenarioError(f"{where}: {exc}") from exc
@@ -486,6 +506,8 @@ def _timeline(scenario: Scenario) -> list[tuple[float, Action]]:
         events.append((scheduled_call.at_s, _placer(scheduled_call.call)))
     for injection in scenario.injections:
         events.append((injection.at_s, _injector(injection.raw)))
+    for fault in scenario.faults:
+        events.append((fault.at_s, _fault(fault)))
     if scenario.vanish_at_s is not None:
         events.append((scenario.vanish_at_s, _vanisher))
     return sorted(events, key=lambda event: event[0])
@@ -500,6 +522,13 @@ def _injector(raw: bytes) -> Action:
         modem.inject(raw)
 
     return inject
+
+
+def _fault(fault: ScheduledFault) -> Action:
+    def apply(modem: SimulatedGsmModem) -> None:
+        fault.apply(modem)
+
+    return apply
 
 
 def _vanisher(modem: SimulatedGsmModem) -> None:

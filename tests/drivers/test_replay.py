@@ -28,7 +28,7 @@ from drivers.simulated.replay import ReplayedModem, build_script, recorded_comma
 from drivers.transcript import Direction, Transcript, read_transcript
 from gateway.events import CallAbandoned, CallAnswered, CallEnded, CallOffered, Event
 from tests.conftest import wait_until
-from tests.drivers.test_gsm_modem import EventLog
+from tests.drivers.gsm.support import EventLog
 
 TRANSCRIPTS = Path(__file__).resolve().parents[1] / "transcripts"
 SPEED = 5.0

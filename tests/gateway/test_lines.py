@@ -331,3 +331,26 @@ def test_start_twice_is_an_error(log):
             line.start()
     finally:
         line.stop()
+
+
+def test_an_emit_receipt_tells_when_the_outbox_committed_the_event(tmp_path):
+    """The emit may return the outbox's pending commit; ``_emit_for_commit`` keeps it."""
+    from gateway.outbox import Outbox
+
+    outbox = Outbox(tmp_path / "outbox.db", gateway_id="g", region="64.74")
+    status = LineStatus(line="x", state="up", detail="d")
+    try:
+        line = ScriptedLine(outbox.submit)
+        receipt = line._emit_for_commit(status)
+        outbox.flush()
+        assert receipt.committed() is True
+    finally:
+        outbox.close()
+    closed = ScriptedLine(outbox.submit)._emit_for_commit(status)
+    assert closed.committed() is False  # the closed outbox refused it
+
+    def raises(_event: Any) -> None:
+        raise RuntimeError("broken emit")
+
+    assert ScriptedLine(raises)._emit_for_commit(status).committed() is False
+    assert ScriptedLine(lambda _e: None)._emit_for_commit(status).committed() is True

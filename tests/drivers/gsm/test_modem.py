@@ -2,13 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import threading
 import time
-from collections.abc import Iterator
-from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -20,12 +15,10 @@ from gateway.events import (
     CallEnded,
     CallOffered,
     EndCause,
-    Event,
     LineStatus,
     Presentation,
-    envelope,
 )
-from tests.conftest import validate_event
+from tests.drivers.gsm.support import running_driver, wait_line_up
 
 NUMBER = "+6281234567890"
 RING_S = 0.15
@@ -38,63 +31,6 @@ MODELS = {
     "huawei_e173": ("huawei", "E173"),
 }
 CALL_EVENTS = (CallOffered, CallAnswered, CallEnded, CallAbandoned)
-
-
-class EventLog:
-    """The driver's emit callback: keeps every event, thread-safely."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._events: list[Event] = []
-
-    def __call__(self, event: Event) -> None:
-        with self._lock:
-            self._events.append(event)
-
-    def all(self) -> list[Event]:
-        with self._lock:
-            return list(self._events)
-
-    def of(self, *types: type[Event]) -> list[Any]:
-        return [event for event in self.all() if isinstance(event, types)]
-
-    def calls(self) -> list[Any]:
-        return self.of(*CALL_EVENTS)
-
-
-@pytest.fixture
-def link(tmp_path: Path) -> Path:
-    return tmp_path / "gsm0"
-
-
-@pytest.fixture
-def log() -> Iterator[EventLog]:
-    """The events of one test; at the end each must match the published JSON Schema."""
-    events = EventLog()
-    yield events
-    for seq, event in enumerate(events.all(), start=1):
-        validate_event(envelope(event, seq=seq, gateway_id="test-01", region="64.74"))
-
-
-@contextlib.contextmanager
-def running_driver(link: Path, log: EventLog, **options: Any) -> Iterator[GsmModemDriver]:
-    settings: dict[str, Any] = {
-        "poll_interval_s": 0.2,
-        "signal_interval_s": 0.5,
-        "reopen_backoff_s": 0.1,
-        "reopen_backoff_max_s": 0.2,
-        **options,
-    }
-    driver = GsmModemDriver("gsm0", str(link), log, **settings)
-    driver.start()
-    try:
-        yield driver
-    finally:
-        driver.stop()
-
-
-def wait_line_up(log: EventLog, wait_until, count: int = 1) -> None:
-    wait_until(lambda: len([s for s in log.of(LineStatus) if s.state == "up"]) >= count)
 
 
 @pytest.mark.parametrize("model", MODELS)

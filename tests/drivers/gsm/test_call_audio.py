@@ -26,8 +26,7 @@ from drivers.simulated.gsm_modem import SimulatedCall, SimulatedGsmModem
 from gateway.audio.contract import CallAudio
 from gateway.events import CallAnswered, CallEnded, CallOffered, EndCause, envelope
 from tests.conftest import validate_event
-
-from .test_gsm_modem import EventLog, wait_line_up
+from tests.drivers.gsm.support import EventLog, wait_line_up
 
 NUMBER = "+6281234567890"
 RING_S = 0.1

@@ -32,7 +32,7 @@ from drivers.simulated.scenario import (
 )
 from gateway.events import Presentation
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "scenario.toml"
+EXAMPLE = Path(__file__).resolve().parents[3] / "examples" / "scenario.toml"
 
 
 def test_the_shipped_example_scenario_loads():

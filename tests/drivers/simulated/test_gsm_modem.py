@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 import wave
 from collections.abc import Iterator
@@ -449,3 +450,98 @@ def test_segments_render_to_their_duration():
         pcm = b"".join(segment.pcm_blocks())
         assert len(pcm) == round(segment.duration_s * 8000) * 2
     assert set(b"".join(AudioSegment.silence(0.1).pcm_blocks())) == {0}
+
+
+# Issue 7 faults and features, as a terminal sees them ---------------------------------
+
+
+def test_sms_is_stored_announced_read_and_deleted_in_pdu_mode(ec25, terminal):
+    from drivers.simulated.sms_deliver import encode_deliver
+
+    terminal.send("ATE0")
+    terminal.send("AT+CMGF=0")
+    terminal.send("AT+CNMI=2,1,0,2,0")
+    pdu = encode_deliver(NUMBER, text="Halo")
+    assert ec25.deliver_sms(pdu) == 0
+    assert terminal.read_until((b'+CMTI: "SM",0\r\n',)) == b'\r\n+CMTI: "SM",0\r\n'
+    length = len(pdu) // 2 - 1 - int(pdu[:2], 16)
+    assert terminal.send("AT+CMGR=0") == (
+        f"\r\n+CMGR: 0,,{length}\r\n\r\n{pdu}\r\n\r\nOK\r\n".encode()
+    )
+    assert terminal.send("AT+CPMS?") == (b'\r\n+CPMS: "SM",1,20,"SM",1,20,"SM",1,20\r\n\r\nOK\r\n')
+    assert terminal.send("AT+CMGD=0") == b"\r\nOK\r\n"
+    assert terminal.send("AT+CMGR=0") == b"\r\nOK\r\n"
+    assert [(memory, index) for memory, index, _ in ec25.sms.deletions] == [("SM", 0)]
+
+
+def test_ec25_announces_status_reports_as_sm_but_stores_them_in_sr(ec25, terminal):
+    from drivers.simulated.sms_deliver import encode_status_report
+
+    terminal.send("ATE0")
+    terminal.send("AT+CNMI=2,1,0,2,0")
+    ec25.deliver_sms(encode_status_report(NUMBER), status_report=True)
+    assert terminal.read_until((b"\r\n",)) == b'\r\n+CDSI: "SM",0\r\n'
+    assert ec25.sms.stored_pdus("SM") == [] and len(ec25.sms.stored_pdus("SR")) == 1
+
+
+def test_a_full_sim_refuses_the_next_message(link):
+    from drivers.simulated.sms_deliver import encode_deliver
+
+    with SimulatedGsmModem(link, sim_capacity=1) as modem:
+        assert modem.deliver_sms(encode_deliver(NUMBER, text="1")) == 0
+        assert modem.deliver_sms(encode_deliver(NUMBER, text="2")) is None
+        assert modem.sms.refused == 1
+
+
+def test_a_hung_modem_answers_nothing_until_its_cure(ec25, terminal):
+    from drivers.simulated.gsm_modem import Cure
+
+    ec25.hang(Cure.POWER_KEY)
+    terminal.port.write(b"AT\r")
+    assert terminal.port.read(64) == b""
+    assert ec25.power_cut(0.0) is True  # stronger than the cure: it comes back
+    assert terminal.read_until((b"+QIND: PB DONE\r\n",)).endswith(b"+QIND: PB DONE\r\n")
+    assert terminal.send("AT") == b"AT\r\r\nOK\r\n"
+
+
+def test_a_modem_hung_for_good_ignores_the_power_key(ec25):
+    from drivers.simulated.gsm_modem import Cure
+
+    ec25.hang(Cure.NEVER)
+    assert ec25.power_key_pulse() is False and ec25.hung
+
+
+def test_registration_urcs_follow_creg(ec25, terminal):
+    terminal.send("ATE0")
+    terminal.send("AT+CREG=2")
+    ec25.set_registration(2)
+    assert terminal.read_until((b"\r\n",)) == b"\r\n+CREG: 2\r\n"
+    ec25.set_registration(1)
+    assert terminal.read_until((b"7\r\n",)) == b'\r\n+CREG: 1,"1A2B","01C3D4E5",7\r\n'
+    assert terminal.send("AT+CREG?") == b"\r\n+CREG: 2,1\r\n\r\nOK\r\n"
+
+
+def test_ccinfo_announces_an_incoming_call_before_its_ring(ec25, terminal):
+    terminal.send("ATE0")
+    terminal.send('AT+QINDCFG="ccinfo",1')
+    ec25.place_call(SimulatedCall(NUMBER, hangup_after_rings=1, ring_interval_s=0.2))
+    assert terminal.read_until((b"RING\r\n",)) == (
+        b'\r\n+QIND: "ccinfo",2,1,4,0,0,"+6281234567890",145\r\n\r\nRING\r\n'
+    )
+
+
+def test_a_replugged_port_comes_back_under_a_new_device(link):
+    """While the gateway still holds the old node open, the new one gets another name."""
+    with SimulatedGsmModem(link, model="huawei_e173") as modem:
+        before = modem.device
+        held = os.open(before, os.O_RDWR | os.O_NOCTTY)
+        try:
+            modem.replug(gap_s=0.05)
+            deadline = time.monotonic() + 5
+            while modem.device == before and time.monotonic() < deadline:
+                time.sleep(0.02)
+            with pytest.raises(OSError):
+                os.read(held, 1)  # the old node is dead
+        finally:
+            os.close(held)
+        assert modem.device != before and link.resolve() == Path(modem.device)

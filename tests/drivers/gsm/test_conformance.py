@@ -4,7 +4,7 @@ By default every test runs against ``drivers.simulated`` (each model in
 turn). Point it at a real modem to run the same checks in the loop::
 
     EDGE112_MODEM_URL=/dev/serial/by-id/usb-Quectel_EC25-if02-port0 \\
-        .venv/bin/python -m pytest -s tests/drivers/test_modem_conformance.py
+        .venv/bin/python -m pytest -s tests/drivers/gsm/test_conformance.py
 
 With real hardware the incoming-call test asks you (on the terminal, hence
 ``-s``) to call the modem's number from a phone, then to hang up before the

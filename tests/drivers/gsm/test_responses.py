@@ -6,21 +6,31 @@ import pytest
 
 from drivers.gsm.dialects import (
     CallEnd,
+    CallListed,
     GenericDialect,
     HuaweiDialect,
+    MessageStored,
     ModemIdentity,
     QuectelDialect,
+    RegistrationChanged,
+    ResetBanner,
     Ring,
     SimcomDialect,
+    StorageFull,
+    caller_from_record,
     pick_dialect,
 )
 from drivers.gsm.responses import (
     CallerId,
+    CallRecord,
+    StoredMessageHeader,
     incoming_voice_calls,
     parse_clcc,
     parse_clip,
     parse_csq_dbm,
+    parse_message_header,
     parse_registration,
+    parse_storage_usage,
 )
 from gateway.events import EndCause, Presentation
 from gateway.privacy import mask_digit_runs, mask_number
@@ -106,7 +116,7 @@ def test_pick_dialect_by_identity(manufacturer, model, dialect):
 def test_vendor_dialects_inherit_the_3gpp_tables():
     assert QuectelDialect.setup_commands == GenericDialect.setup_commands
     assert "AT+CEREG?" in QuectelDialect.registration_queries
-    assert HuaweiDialect().parse_call_signal("NO CARRIER") == CallEnd(EndCause.REMOTE_HANGUP)
+    assert HuaweiDialect().parse_urc("NO CARRIER") == CallEnd(EndCause.REMOTE_HANGUP)
 
 
 @pytest.mark.parametrize(
@@ -119,7 +129,46 @@ def test_vendor_dialects_inherit_the_3gpp_tables():
         (GenericDialect(), "BUSY", CallEnd(EndCause.BUSY)),
         (GenericDialect(), "VOICE CALL: END: 000041", None),
         (SimcomDialect(), "VOICE CALL: END: 000041", CallEnd(EndCause.REMOTE_HANGUP)),
-        (SimcomDialect(), "MISSED_CALL: 11:08AM 081234567890", CallEnd(EndCause.REMOTE_HANGUP)),
+        (
+            SimcomDialect(),
+            "MISSED_CALL: 11:08AM 081234567890",
+            CallEnd(EndCause.REMOTE_HANGUP, "081234567890"),
+        ),
+        (SimcomDialect(), "MISSED_CALL: 11:08AM", CallEnd(EndCause.REMOTE_HANGUP)),
+        (GenericDialect(), '+CRING: VOICE,"+6281234567890",145', Ring("+6281234567890")),
+        (
+            SimcomDialect(),
+            '+CLCC: 1,1,4,0,0,"+6281234567890",145',
+            CallListed(CallRecord(1, 1, 4, 0, "+6281234567890")),
+        ),
+        (
+            QuectelDialect(),
+            '+QIND: "ccinfo",2,1,4,0,0,"+6281234567890",145',
+            CallListed(CallRecord(2, 1, 4, 0, "+6281234567890")),
+        ),
+        (
+            QuectelDialect(),
+            '+QIND: "ccinfo",1,0,0,1,0,"",128',  # the EC25 data session: mode 1
+            CallListed(CallRecord(1, 0, 0, 1, None)),
+        ),
+        (GenericDialect(), '+QIND: "ccinfo",2,1,4,0,0,"+62812",145', None),
+        (QuectelDialect(), "+QIND: SMS DONE", ResetBanner("+QIND: SMS DONE")),
+        (QuectelDialect(), "+QIND: PB DONE", ResetBanner("+QIND: PB DONE")),
+        (QuectelDialect(), "RDY", ResetBanner("RDY")),
+        (SimcomDialect(), "Call Ready", ResetBanner("Call Ready")),
+        (SimcomDialect(), "SMS Ready", ResetBanner("SMS Ready")),
+        (GenericDialect(), "+CFUN: 1", ResetBanner("+CFUN: 1")),
+        (GenericDialect(), "+CPIN: READY", ResetBanner("+CPIN: READY")),
+        (GenericDialect(), "Call Ready", None),
+        (GenericDialect(), "+CREG: 1", RegistrationChanged("CREG", 1)),
+        (GenericDialect(), '+CREG: 5,"1A2B","01C3D4E5",7', RegistrationChanged("CREG", 5)),
+        (GenericDialect(), "+CEREG: 3", RegistrationChanged("CEREG", 3)),
+        (GenericDialect(), '+CMTI: "SM",3', MessageStored("SM", 3)),
+        (GenericDialect(), '+CMTI: "ME",12', MessageStored("ME", 12)),
+        (GenericDialect(), '+CDSI: "SM",1', MessageStored("SM", 1, status_report=True)),
+        (QuectelDialect(), '+CDSI: "SM",1', MessageStored("SR", 1, status_report=True)),
+        (QuectelDialect(), '+QIND: "smsfull","SM"', StorageFull("SM")),
+        (HuaweiDialect(), '^SMMEMFULL: "SM"', StorageFull("SM")),
         (SimcomDialect(), "VOICE CALL: BEGIN", None),
         (HuaweiDialect(), "^CEND:1,41,29,16", CallEnd(EndCause.REMOTE_HANGUP)),
         (HuaweiDialect(), "^CEND:1,0,29,17", CallEnd(EndCause.BUSY)),
@@ -130,7 +179,44 @@ def test_vendor_dialects_inherit_the_3gpp_tables():
     ],
 )
 def test_call_signals_by_dialect(dialect, line, signal):
-    assert dialect.parse_call_signal(line) == signal
+    assert dialect.parse_urc(line) == signal
+
+
+@pytest.mark.parametrize(
+    "line",
+    ["+CREG: x", "+CREG: 9", '+CMTI: "SM"', '+CMTI: "SM",x', '+QIND: "ccinfo"', "+CLCC: 1,1"],
+)
+def test_garbled_urcs_raise_value_error(line):
+    with pytest.raises(ValueError):
+        QuectelDialect().parse_urc(line)
+
+
+def test_only_incoming_voice_records_give_a_caller():
+    data = CallRecord(1, 1, 4, 1, "+6281234567890")
+    outgoing = CallRecord(1, 0, 2, 0, "+6281234567890")
+    withheld = CallRecord(1, 1, 4, 0, None)
+    voice = CallRecord(2, 1, 4, 0, "+6281234567890")
+
+    assert [caller_from_record(r) for r in (data, outgoing, withheld)] == [None] * 3
+    assert caller_from_record(voice) == CallerId("+6281234567890", Presentation.ALLOWED)
+
+
+@pytest.mark.parametrize(
+    ("line", "usage"),
+    [
+        ('+CPMS: "SM",3,20,"SM",3,20,"SM",3,20', (3, 20)),
+        ("+CPMS: 20,20,20,20,20,20", (20, 20)),
+    ],
+)
+def test_storage_usage(line, usage):
+    assert parse_storage_usage(line) == usage
+
+
+def test_message_headers():
+    assert parse_message_header("+CMGR: 0,,23") == StoredMessageHeader(None, 0, 23)
+    assert parse_message_header('+CMGL: 4,1,"",40') == StoredMessageHeader(4, 1, 40)
+    with pytest.raises(ValueError):
+        parse_message_header("+CMGL: x,1,,40")
 
 
 @pytest.mark.parametrize(
