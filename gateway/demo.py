@@ -2,16 +2,19 @@
 
 In a temporary directory: a private mosquitto on a free loopback port (unless
 ``--broker`` is given), two simulated GSM modems on pseudo-terminals (a
-Quectel EC25 and a SIMCom SIM7600) taking a random 112 call mix, the gateway
-exactly as ``edge112 run`` builds it, and a subscriber that prints what a
-regional center receives. At the end, a summary: events committed, delivered,
-lost, duplicated; calls placed by the simulators against calls reported.
+Quectel EC25 and a SIMCom SIM7600) and one simulated E1 PRI span on unix
+sockets (``edge112 sim e1``: both directions, real time), each taking a
+random 112 call mix, the gateway exactly as ``edge112 run`` builds it (the
+span tapped with B-channel audio on: stereo recordings, caller left), and a
+subscriber that prints what a regional center receives. At the end, a
+summary: events committed, delivered, lost, duplicated; calls placed by the
+simulators against calls reported.
 
 The demo plays the technician who plugs hardware in, so it imports
-``drivers`` (the simulators and the GSM settings) by design, as ``cli.py``'s
-``sim`` commands do: a documented exception to "the gateway reaches drivers
-only through ``gateway.families``". The gateway it starts gets its drivers
-through the registry, exactly like ``edge112 run``.
+``drivers`` (the simulators and the GSM and E1 settings) by design, as
+``cli.py``'s ``sim`` commands do: a documented exception to "the gateway
+reaches drivers only through ``gateway.families``". The gateway it starts
+gets its drivers through the registry, exactly like ``edge112 run``.
 """
 
 from __future__ import annotations
@@ -25,8 +28,13 @@ from collections import Counter
 from pathlib import Path
 from typing import Any, TextIO
 
+from drivers.e1.family import SpanSettings
 from drivers.gsm.family import ModemSettings
 from drivers.simulated.audio_signals import speech_like, to_pcm
+from drivers.simulated.e1_outputs import open_output, run_span
+from drivers.simulated.e1_scenario import random_span_calls
+from drivers.simulated.e1_script import N2U, U2N, ScheduledSpanCall, SpanCallRecord, SpanScenario
+from drivers.simulated.e1_span import SimulatedSpan
 from drivers.simulated.gsm_modem import PlacedCall, SimulatedGsmModem
 from drivers.simulated.scenario import Scenario, play, random_calls
 from gateway.audio.wav import write_wav
@@ -46,6 +54,7 @@ from gateway.privacy import mask_number
 
 DEMO_REGION = "64.74"  # Kota Bontang
 MODEMS = (("gsm0", "quectel_ec25"), ("gsm1", "simcom_sim7600"))
+SPAN = "e1a"  # one simulated E1 PRI span, tapped with B-channel audio
 RING_INTERVAL_S = 1.0  # real networks ring every ~5 s; the demo is in a hurry
 MAX_TALK_S = 6.0
 ANSWER_AFTER_RINGS = 2
@@ -68,6 +77,12 @@ def describe(event: dict[str, Any]) -> str:
         detail = f"{data.get('duration_ms', 0) / 1000:.1f} s, {data.get('cause')}"
     elif kind == "call.abandoned":
         detail = f"terputus after {data.get('ring_count')} ring(s), {data.get('cause')}"
+        if data.get("outcome") is not None:  # a span: abandoned by the caller, or refused
+            detail = f"{data['outcome']} after {data.get('ring_time_ms')} ms, {data.get('cause')}"
+    if data.get("b_channel") is not None:  # span calls: the B-channel, the Q.850 cause
+        detail += f", B-channel {data['b_channel']}"
+    if data.get("q850_cause") is not None:
+        detail += f", Q.850 cause {data['q850_cause']} from the {data.get('cleared_by')} side"
     elif kind == "call.dtmf":
         detail = f"digit {data.get('digit')} at {data.get('offset_ms', 0) / 1000:.1f} s"
     elif kind == "call.audio_summary":
@@ -110,6 +125,22 @@ def demo_scenario(calls_per_minute: float, duration_s: float, seed: int) -> Scen
     return Scenario(calls=calls)
 
 
+def demo_span_scenario(calls_per_minute: float, duration_s: float, seed: int) -> SpanScenario:
+    """The span's mix: calls offered during the demo, each short enough to end soon after."""
+    count = max(1, int(calls_per_minute * duration_s / 60 * 1.5))
+    calls = tuple(
+        ScheduledSpanCall(
+            scheduled.at_s + 0.5,
+            dataclasses.replace(scheduled.call, talk_s=min(scheduled.call.talk_s, MAX_TALK_S)),
+        )
+        for scheduled in random_span_calls(
+            count, calls_per_minute, seed, ring_interval_s=RING_INTERVAL_S
+        )
+        if scheduled.at_s < duration_s
+    )
+    return SpanScenario(calls=calls, seed=seed)
+
+
 def run_demo(
     *,
     broker_url: str | None = None,
@@ -141,20 +172,31 @@ def _run(
         )
         for index, (name, model) in enumerate(MODEMS)
     ]
+    span_urls = (f"unix://{workdir / 'e1a-n2u.sock'}", f"unix://{workdir / 'e1a-u2n.sock'}")
+    span = SimulatedSpan(demo_span_scenario(calls_per_minute, duration_s, seed=7))
+    span_outputs = {N2U: open_output(span_urls[0]), U2N: open_output(span_urls[1])}
     prompt = workdir / "tekan-55.wav"  # "press 55 if you need help", as a speech-like stand-in
     write_wav(prompt, to_pcm(speech_like(PROMPT_S, seed=55)), "pcm")
     config = Config(
         gateway=GatewaySettings(id=gateway_id, region=DEMO_REGION),
         mqtt=MqttSettings(url=broker_url, reconnect_min_s=0.2, reconnect_max_s=2.0),
         outbox=OutboxSettings(path=str(workdir / "outbox.db")),
-        lines=tuple(
-            ModemSettings(
-                name=name,
-                port=str(workdir / name),
-                answer_after_rings=ANSWER_AFTER_RINGS,
-                audio_port=str(workdir / f"{name}-audio"),
-            )
-            for name, _ in MODEMS
+        lines=(
+            *(
+                ModemSettings(
+                    name=name,
+                    port=str(workdir / name),
+                    answer_after_rings=ANSWER_AFTER_RINGS,
+                    audio_port=str(workdir / f"{name}-audio"),
+                )
+                for name, _ in MODEMS
+            ),
+            SpanSettings(
+                name=SPAN,
+                network_to_user=span_urls[0],
+                user_to_network=span_urls[1],
+                b_channel_audio=True,
+            ),
         ),
         audio=AudioSettings(
             recordings_dir=str(workdir / "recordings"),
@@ -167,6 +209,10 @@ def _run(
     )
     say(f"edge112 demo: gateway {gateway_id}, region {DEMO_REGION}, broker {broker_url}")
     say(f"  simulated modems: {', '.join(f'{n} ({m}) at {workdir / n}' for n, m in MODEMS)}")
+    say(
+        f"  simulated E1 span: {SPAN} (network -> user {span_urls[0]}, user -> network "
+        f"{span_urls[1]}), B-channels recorded in stereo (caller left, centre right)"
+    )
     say(
         f"  recordings in {workdir / 'recordings'}; silent callers hear a prompt after "
         f"{SILENT_PROMPT_AFTER_S:g} s"
@@ -190,6 +236,17 @@ def _run(
         )
         for index, modem in enumerate(modems)
     ]
+    span_stop = threading.Event()
+    players.append(
+        threading.Thread(
+            target=run_span,
+            args=(span, span_outputs),
+            # Real time, once the gateway taps both sides; an idle line after the last call
+            # (flags, RR polls) until the demo stops it.
+            kwargs={"stop": span_stop, "until_done": False},
+            daemon=True,
+        )
+    )
     for player in players:
         player.start()
     try:
@@ -197,18 +254,22 @@ def _run(
     except KeyboardInterrupt:
         say("  interrupted: finishing up")
     stop.set()  # no new calls; let the ones ringing or talking finish
-    for player in players:
+    for player in players[:-1]:
         player.join(5)
     for modem in modems:
         modem.cancel_queued()
     deadline = time.monotonic() + MAX_TALK_S + 30 * RING_INTERVAL_S
-    while not all(call.done for call in placed) and time.monotonic() < deadline:
+    while not (all(call.done for call in placed) and span.done) and time.monotonic() < deadline:
         time.sleep(0.1)
     # The simulators are done; give the gateway the moment it needs to see the last hang-ups.
     monitor.wait_for(lambda m: not _calls_in_progress(m, gateway_id), DRAIN_TIMEOUT_S)
     gateway.stop_drivers()
     for modem in modems:
         modem.close()  # calls still queued in a simulator never rang: cancelled
+    span_stop.set()
+    players[-1].join(5)
+    for output in span_outputs.values():
+        output.close()
     gateway.outbox.flush()
     committed = gateway.outbox.counters["committed"]
     reader = gateway.outbox.reader()
@@ -220,7 +281,7 @@ def _run(
     monitor.wait_for(lambda m: len(m.feed(gateway_id).events) >= next_seq - 1, 5)
     gateway.stop()
     monitor.stop()
-    return _summary(say, monitor, gateway_id, next_seq - 1, committed, placed)
+    return _summary(say, monitor, gateway_id, next_seq - 1, committed, placed, span.records)
 
 
 def _calls_in_progress(monitor: FeedMonitor, gateway_id: str) -> set[str]:
@@ -238,6 +299,7 @@ def _summary(
     last_seq: int,
     committed: int,
     placed: list[PlacedCall],
+    span_calls: list[SpanCallRecord],
 ) -> int:
     feed = monitor.feed(gateway_id)
     lost = feed.missing(last_seq)
@@ -252,7 +314,19 @@ def _summary(
         f"({', '.join(f'{n} {o}' for o, n in sorted(outcomes.items()))})"
         + (f"; {queued} more were queued when the demo ended and never rang" if queued else "")
     )
-    say(f"  calls reported (call.offered):  {types['call.offered']} (one per call that rang)")
+    span_outcomes = Counter(record.spec.outcome.value for record in span_calls)
+    say(
+        f"  calls offered on the span {SPAN}: {len(span_calls)} "
+        f"({', '.join(f'{n} {o}' for o, n in sorted(span_outcomes.items()))}); recordings of "
+        f"answered ones in stereo"
+    )
+    span_reported = len(
+        [e for e in monitor.events_of(gateway_id, "call.offered") if e["data"]["line"] == SPAN]
+    )
+    say(
+        f"  calls reported (call.offered):  {types['call.offered']} (one per call that rang; "
+        f"{span_reported} on {SPAN})"
+    )
     say(f"  events by type:                 {dict(sorted(types.items()))}")
     say(f"  committed to the outbox:        {last_seq} (seq 1..{last_seq}; {committed} this run)")
     say(f"  delivered to the subscriber:    {len(feed.events)}")

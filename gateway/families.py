@@ -5,7 +5,7 @@ model is python-can's ``can/interfaces/__init__.py`` BACKENDS)::
 
     family   config section   module               class
     gsm      [[modems]]       drivers.gsm.family   GsmFamily
-    e1       [[spans]]        drivers.e1.family    E1Family     (next: issue 10)
+    e1       [[spans]]        drivers.e1.family    E1Family
 
 A family's module is imported only when a configuration uses its section
 (or someone asks for the family by name), so a family whose optional
@@ -41,7 +41,7 @@ class FamilyEntry(NamedTuple):
 
 _FAMILIES: dict[str, FamilyEntry] = {
     "gsm": FamilyEntry("modems", "drivers.gsm.family", "GsmFamily"),
-    # "e1": FamilyEntry("spans", "drivers.e1.family", "E1Family"),  # issue 10
+    "e1": FamilyEntry("spans", "drivers.e1.family", "E1Family"),
 }
 _loaded: dict[str, LineFamily[Any]] = {}
 _lock = threading.RLock()  # a family's module may register more while it loads

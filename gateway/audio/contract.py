@@ -35,6 +35,10 @@ class CallAudio:
 
     ``play`` writes PCM16 (the same format as the frames) to the caller; it
     is ``None`` when the source cannot play (a passive E1 tap, say).
+
+    ``channels`` is 2 when a source has both directions of the call (an E1
+    B-channel: the caller's and the centre's): frames then interleave a
+    sample of each, the caller first. Channel 0 is analysed; both are recorded.
     """
 
     call_id: str
@@ -42,6 +46,7 @@ class CallAudio:
     encoding: str
     sample_rate: int = SAMPLE_RATE
     play: Callable[[bytes], None] | None = None
+    channels: int = 1
 
 
 class AudioSink(Protocol):

@@ -3,12 +3,16 @@
 One ``CallAudioPipeline`` per answered call, made by ``pipeline_factory`` for
 any audio source (a GSM modem's PCM port, an E1 timeslot's A-law bytes)::
 
-    frame ─▶ decode (A-law -> PCM16, Cython) ─┬─▶ DTMF (Goertzel) ──▶ call.dtmf, as detected
+    frame ─▶ caller's channel, decoded ───────┬─▶ DTMF (Goertzel) ──▶ call.dtmf, as detected
                                               ├─▶ voice activity ──▶ first speech, speech ratio
                                               ├─▶ ring buffer (last N seconds, in memory)
                                               ├─▶ recorder (WAV on disk, header kept valid)
                                               └─▶ silent-call policy (prompt out, listens for 55)
     close() ─▶ call.audio_summary (category "ghost" when nobody spoke in time)
+
+A two-channel call (``CallAudio.channels == 2``: an E1 B-channel, the caller
+and the centre interleaved) is recorded as a stereo WAV, caller left; only
+the caller's channel is analysed and kept in the ring buffer.
 
 Everything runs in the caller's thread, frame by frame: the hot paths are
 compiled (``cython_ext``) and one 20 ms frame costs a few microseconds. A
@@ -104,7 +108,9 @@ class CallAudioPipeline:
             return None
         try:
             path = store.path_for(self.call.call_id, self.call.line, datetime.now(UTC))
-            return CallRecorder(path, encoding=self.settings.recording_format)
+            return CallRecorder(
+                path, encoding=self.settings.recording_format, channels=self.call.channels
+            )
         except OSError as error:
             log.error(
                 "%s: cannot start recording for %s: %s", self.call.line, self.call.call_id, error
@@ -117,14 +123,16 @@ class CallAudioPipeline:
         with self._lock:
             if self._closed or not frame:
                 return
+            channels = self.call.channels
             if self._alaw_source:
-                pcm = alaw_decode(frame)
-            elif len(frame) & 1:
-                pcm = frame[:-1]  # a torn sample: drop it rather than shift every later one
+                pcm = alaw_decode(frame if channels == 1 else frame[::channels])
             else:
-                pcm = frame
+                whole = len(frame) - len(frame) % (2 * channels)
+                frame = frame[:whole]  # a torn sample: drop it rather than shift every later one
+                caller = memoryview(frame).cast("h")[::channels] if channels > 1 else None
+                pcm = frame if caller is None else caller.tobytes()
             if self._recorder is not None:
-                self._record(frame, pcm)
+                self._record(frame, pcm if channels == 1 else None)
             self._ring.write(pcm)
             digits = self._analysis.feed(pcm)
             if digits:
@@ -133,7 +141,8 @@ class CallAudioPipeline:
             if self._silent is not None:
                 self._run_silent_call_policy(len(pcm))
 
-    def _record(self, frame: bytes, pcm: bytes) -> None:
+    def _record(self, frame: bytes, pcm: bytes | None) -> None:
+        """``pcm``: the frame decoded, when it is mono (the one decoding is shared)."""
         if self._recorder is None:
             return
         self._frames_since_space_check += 1
@@ -148,13 +157,11 @@ class CallAudioPipeline:
                 self._finished_early = self._finish_recording()
                 return
         try:
-            if (
-                self.call.encoding == AudioEncoding.ALAW
-                and self.settings.recording_format == "alaw"
-            ):
-                self._recorder.write_alaw(frame)
+            alaw_kept = self.settings.recording_format == "alaw" or pcm is None
+            if self.call.encoding == AudioEncoding.ALAW and alaw_kept:
+                self._recorder.write_alaw(frame)  # as is; a stereo frame decoded if stored as PCM
             else:
-                self._recorder.write_pcm(pcm)
+                self._recorder.write_pcm(frame if pcm is None else pcm)
         except OSError as error:
             log.error("%s: recording of %s stopped: %s", self.call.line, self.call.call_id, error)
             self._recording_stopped = "write_failed"

@@ -1,8 +1,9 @@
 """Call recordings: a WAV written as the call goes, and the store that names, caps and ages them.
 
-``CallRecorder`` writes one call, mono 8 kHz, as A-law (format tag 6, 8 bits,
-the layout sox writes) or 16-bit PCM. The file is a valid WAV at every
-moment::
+``CallRecorder`` writes one call, 8 kHz, as A-law (format tag 6, 8 bits,
+the layout sox writes) or 16-bit PCM; mono, or with ``channels=2`` two
+interleaved channels (an E1 call: the caller left, the centre right). The
+file is a valid WAV at every moment::
 
     open      header with data size 0                    fsync file + directory
     frames    appended to a buffer in memory
@@ -91,20 +92,25 @@ class CallRecorder:
         encoding: RecordingEncoding | str = "alaw",
         *,
         sync_interval_s: float = SYNC_INTERVAL_S,
+        channels: int = 1,
     ) -> None:
-        """``encoding`` is checked at run time (it usually comes from the configuration)."""
+        """``encoding`` is checked at run time (it usually comes from the configuration).
+        ``channels``: samples of that many channels come interleaved (1 or 2)."""
         self.path = Path(path)
         self.encoding = _recording_encoding(encoding)
-        self._bytes_per_sample = 1 if self.encoding == "alaw" else 2
+        if channels not in (1, 2):
+            raise ValueError(f"a recording has 1 or 2 channels, got {channels}")
+        self.channels = channels
+        self._bytes_per_sample = (1 if self.encoding == "alaw" else 2) * channels  # a frame
         self._sync_bytes = max(1, int(sync_interval_s * TARGET_RATE)) * self._bytes_per_sample
         self._sync_interval_s = sync_interval_s
-        self._header_length = len(wav_header(self.encoding, 0))
+        self._header_length = len(self._header(0))
         self._buffer = bytearray()
         self._synced = 0  # data bytes on disk and counted by the header
         self._closed = False
         self._fd = _create(self.path)
         try:
-            self._write_at(0, wav_header(self.encoding, 0))
+            self._write_at(0, self._header(0))
             os.fsync(self._fd)
             fsync_directory(self.path.parent)
         except BaseException:
@@ -114,10 +120,18 @@ class CallRecorder:
 
     # ------------------------------------------------------------ writing
 
+    def _header(self, data_bytes: int) -> bytes:
+        return wav_header(self.encoding, data_bytes, channels=self.channels)
+
     def write_pcm(self, frame: BytesLike) -> None:
         """Append 8 kHz signed 16-bit little-endian PCM (encoded to A-law if stored as A-law)."""
-        if len(frame) % 2:
-            raise ValueError(f"16-bit PCM needs an even number of bytes, got {len(frame)}")
+        if len(frame) % (2 * self.channels):
+            if self.channels == 1:
+                raise ValueError(f"16-bit PCM needs an even number of bytes, got {len(frame)}")
+            raise ValueError(
+                f"16-bit PCM of {self.channels} channels needs whole frames of "
+                f"{2 * self.channels} bytes, got {len(frame)}"
+            )
         self._append(g711.alaw_encode(frame) if self.encoding == "alaw" else frame)
 
     def write_alaw(self, codes: BytesLike) -> None:
@@ -150,7 +164,7 @@ class CallRecorder:
             os.fdatasync(self._fd)
             self._synced += len(self._buffer)
             self._buffer.clear()
-            self._write_at(0, wav_header(self.encoding, self._synced))
+            self._write_at(0, self._header(self._synced))
         self._last_sync = time.monotonic()
 
     def _write_at(self, offset: int, data: BytesLike) -> None:
@@ -200,7 +214,7 @@ class CallRecorder:
                 except OSError:
                     if keep_buffered:
                         raise  # without the pad byte the file is still read by every reader
-            self._write_at(0, wav_header(self.encoding, self._synced))
+            self._write_at(0, self._header(self._synced))
             os.fsync(self._fd)
         finally:
             self._closed = True

@@ -507,22 +507,28 @@ def _from_s32(block: bytes) -> bytes:
 # --------------------------------------------------------------------- writing
 
 
-def wav_header(encoding: WriteEncoding, data_bytes: int, *, rate: int = TARGET_RATE) -> bytes:
-    """The header of a mono WAV of ``data_bytes`` bytes of audio, up to the data chunk's body.
+def wav_header(
+    encoding: WriteEncoding, data_bytes: int, *, rate: int = TARGET_RATE, channels: int = 1
+) -> bytes:
+    """The header of a WAV of ``data_bytes`` bytes of audio, up to the data chunk's body.
 
     ``pcm`` is 16-bit (44 bytes of header); ``alaw``/``ulaw`` are 8-bit with an
     18-byte fmt (cb_size 0) and a ``fact`` chunk, as sox writes them (58 bytes).
     The RIFF size counts the pad byte that follows an odd-sized data chunk.
+    ``channels`` > 1: samples interleaved (an E1 call's two directions are 2).
     """
     pad = data_bytes % 2
+    if channels < 1:
+        raise ValueError(f"channels must be at least 1, got {channels}")
     if encoding == "pcm":
-        fmt = struct.pack("<HHIIHH", WAVE_FORMAT_PCM, 1, rate, 2 * rate, 2, 16)
-        frames = data_bytes // 2
+        align = 2 * channels
+        fmt = struct.pack("<HHIIHH", WAVE_FORMAT_PCM, channels, rate, align * rate, align, 16)
+        frames = data_bytes // align
         fact = b""
     elif encoding in ("alaw", "ulaw"):
         tag = WAVE_FORMAT_ALAW if encoding == "alaw" else WAVE_FORMAT_MULAW
-        fmt = struct.pack("<HHIIHHH", tag, 1, rate, rate, 1, 8, 0)
-        frames = data_bytes
+        fmt = struct.pack("<HHIIHHH", tag, channels, rate, channels * rate, channels, 8, 0)
+        frames = data_bytes // channels
         fact = b"fact" + struct.pack("<II", 4, frames)
     else:
         raise ValueError(f"encoding must be 'pcm', 'alaw' or 'ulaw', got {encoding!r}")
