@@ -314,7 +314,7 @@ def _check_outbox(report: _Report, outbox_path: str) -> None:
 
 def _check_audio(report: _Report, config: Config) -> None:
     audio = config.audio
-    if audio.record and any(modem.audio_port for modem in config.modems):
+    if audio.record and any(line.wants_audio for line in config.lines):
         _warn_if_relative(report, "audio.recordings_dir", audio.recordings_dir)
         _check_writable_directory(report, "audio.recordings_dir", audio.recordings_dir)
     if audio.silent_prompt and _check_readable_file(

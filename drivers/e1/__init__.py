@@ -15,6 +15,12 @@ in, typed values out, no I/O, no clock of its own)::
   FIFOs or any pyserial URL; ``generator``: E1 streams and line faults, for
   the simulator and the tests.
 - ``framing``: FAS/NFAS alignment from any bit, CRC-4 multiframe, line state.
+- ``calls`` (with ``call_records``): the PRI call tracker, Q.931 messages to
+  the gateway's ``call.*`` events.
+- ``family``, ``span``, ``audio``: the ``[[spans]]`` line family, its driver
+  (all the layers above, both directions merged in line time) and B-channel
+  audio into the call audio pipeline.
+- ``pcap``, ``decode``, ``cli``: the ``edge112 e1`` tools.
 
 - ``lapd``: Q.921 frames (I, S, U), TEI management, the C/R direction rules.
 - ``lapd_monitor``: the passive link tracker (link states, N(S) with wrap,
