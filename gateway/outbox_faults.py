@@ -241,7 +241,7 @@ class HeldJournal:
         except ValueError:
             return 0, []
         payloads = [line for line in body.split(b"\0", 1)[0].split(b"\n") if line]
-        return count, payloads
+        return max(count, len(payloads)), payloads  # a damaged count is at least what is there
 
     def open(self) -> bool:
         """Allocate the file (once, while the disk has room); True when the journal is usable."""

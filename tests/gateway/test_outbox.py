@@ -7,6 +7,8 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from gateway.events import (
     CallEnded,
@@ -269,3 +271,38 @@ def test_acknowledge_now_deletes_in_the_callers_thread_only_when_the_writer_is_i
             assert not outbox.acknowledge_now(seqs[2:])
         assert [row.seq for row in outbox.reader().peek()] == seqs[2:]
         assert outbox.counters["acknowledged"] == 2
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    garbage=st.one_of(
+        st.binary(max_size=600),
+        st.builds(
+            lambda count, body: b"edge112-held 1 " + count + b"\n" + body,
+            st.sampled_from([b"3", b"-1", b"x", b"99999999999999999999", b""]),
+            st.binary(max_size=400),
+        ),
+    )
+)
+def test_a_damaged_held_journal_never_stops_the_outbox_nor_touches_the_queue(
+    tmp_path_factory: pytest.TempPathFactory, garbage: bytes
+) -> None:
+    """The journal of held events is read back at start: whatever it holds, the outbox
+    starts, the queue is untouched, and what could not be read back is counted."""
+    path = tmp_path_factory.mktemp("journal") / "outbox.db"
+    with open_outbox(path) as outbox:
+        queued = [outbox.put(offered(n)) for n in range(3)]
+    path.with_name("outbox.db.held").write_bytes(garbage)
+    with open_outbox(path) as outbox:
+        outbox.flush()
+        assert outbox.writer_alive
+        seq = outbox.put(offered(99))
+    stored = payloads(path)
+    assert [event["seq"] for event in stored][:3] == queued, "nothing queued was touched"
+    assert seq in {event["seq"] for event in stored}
+    for alarm in (e for e in stored if e["data"].get("code") == "held_events_recovered"):
+        detail = alarm["data"]["detail"]
+        assert detail["recovered"] + detail["lost"] == detail["held"]
+        assert detail["lost"] >= 0
