@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
-from gateway.config import ConfigError, check_boolean, check_number, check_string
+from gateway.config import (
+    ConfigError,
+    MqttEndpoint,
+    check_boolean,
+    check_mqtt_url,
+    check_number,
+    check_string,
+    validate_table,
+)
 from gateway.events import CallCategory
 
 EXAMPLE_CONFIG = Path(__file__).with_name("center.example.toml")
@@ -58,7 +64,7 @@ class DatabaseSettings:
 
 
 @dataclass(frozen=True)
-class CenterMqttSettings:
+class CenterMqttSettings(MqttEndpoint):
     url: str = "mqtt://127.0.0.1:1883"
     username: str | None = None
     password: str | None = None
@@ -72,24 +78,6 @@ class CenterMqttSettings:
     keepalive_s: int = 30
     reconnect_min_s: float = 0.5
     reconnect_max_s: float = 30.0
-
-    @property
-    def host(self) -> str:
-        return urlsplit(self.url).hostname or "127.0.0.1"
-
-    @property
-    def port(self) -> int:
-        parts = urlsplit(self.url)
-        return parts.port or (8883 if parts.scheme == "mqtts" else 1883)
-
-    @property
-    def tls(self) -> bool:
-        return urlsplit(self.url).scheme == "mqtts"
-
-    def resolved_password(self) -> str | None:
-        if self.password_file:
-            return Path(self.password_file).read_text().strip()
-        return self.password
 
 
 @dataclass(frozen=True)
@@ -162,20 +150,6 @@ class CenterConfig:
 Check = Any  # Callable[[Any], str | None]
 
 
-def _mqtt_url(value: Any) -> str | None:
-    hint = f"expected a URL such as 'mqtt://host:1883' or 'mqtts://host:8883', got {value!r}"
-    if not isinstance(value, str):
-        return hint
-    parts = urlsplit(value)
-    if parts.scheme not in ("mqtt", "mqtts") or not parts.hostname:
-        return hint
-    try:
-        parts.port  # noqa: B018 - raises on a bad port
-    except ValueError:
-        return f"expected a port from 1 to 65535 in {value!r}"
-    return None
-
-
 def _database_url(value: Any) -> str | None:
     hint = (
         "expected 'sqlite:////absolute/path.db' or "
@@ -237,7 +211,7 @@ _SECTIONS: dict[str, dict[str, Check]] = {
         "pool_size": check_number(1, 100, integer=True),
     },
     "mqtt": {
-        "url": _mqtt_url,
+        "url": check_mqtt_url,
         "username": check_string(),
         "password": check_string(),
         "password_file": check_string(),
@@ -269,19 +243,6 @@ _SECTIONS: dict[str, dict[str, Check]] = {
 }
 
 
-def _table(source: str, name: str, table: Any, keys: Mapping[str, Check]) -> dict[str, Any]:
-    if not isinstance(table, dict):
-        raise ConfigError(source, name, f"expected a table, got {table!r}")
-    for key, value in table.items():
-        if key not in keys:
-            known = ", ".join(sorted(keys))
-            raise ConfigError(source, f"{name}.{key}", f"unknown key (known keys: {known})")
-        problem = keys[key](value)
-        if problem:
-            raise ConfigError(source, f"{name}.{key}", problem)
-    return dict(table)
-
-
 def parse_center_config(text: str, source: str = "<string>") -> CenterConfig:
     try:
         raw = tomllib.loads(text)
@@ -292,7 +253,8 @@ def parse_center_config(text: str, source: str = "<string>") -> CenterConfig:
             known = ", ".join(sorted(_SECTIONS))
             raise ConfigError(source, key, f"unknown section (known sections: {known})")
     tables = {
-        name: _table(source, name, raw.get(name, {}), keys) for name, keys in _SECTIONS.items()
+        name: validate_table(source, name, raw.get(name, {}), keys)
+        for name, keys in _SECTIONS.items()
     }
     mqtt = CenterMqttSettings(**tables["mqtt"])
     if mqtt.reconnect_min_s > mqtt.reconnect_max_s:

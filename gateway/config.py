@@ -50,21 +50,13 @@ class GatewaySettings:
     log_level: str = "info"
 
 
-@dataclass(frozen=True)
-class MqttSettings:
-    url: str = "mqtt://127.0.0.1:1883"
-    protocol: str = "5"
-    username: str | None = None
-    password: str | None = None
-    password_file: str | None = None
-    ca_file: str | None = None
-    cert_file: str | None = None
-    key_file: str | None = None
-    keepalive_s: int = 30
-    inflight_window: int = 20
-    ack_timeout_s: float = 10.0
-    reconnect_min_s: float = 0.5
-    reconnect_max_s: float = 60.0
+class MqttEndpoint:
+    """Where a broker is and how to log in: shared by the gateway's and the center's MQTT
+    settings (each a frozen dataclass with ``url``, ``password`` and ``password_file``)."""
+
+    url: str
+    password: str | None
+    password_file: str | None
 
     @property
     def host(self) -> str:
@@ -83,6 +75,23 @@ class MqttSettings:
         if self.password_file:
             return Path(self.password_file).read_text().strip()
         return self.password
+
+
+@dataclass(frozen=True)
+class MqttSettings(MqttEndpoint):
+    url: str = "mqtt://127.0.0.1:1883"
+    protocol: str = "5"
+    username: str | None = None
+    password: str | None = None
+    password_file: str | None = None
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    keepalive_s: int = 30
+    inflight_window: int = 20
+    ack_timeout_s: float = 10.0
+    reconnect_min_s: float = 0.5
+    reconnect_max_s: float = 60.0
 
 
 @dataclass(frozen=True)
@@ -266,6 +275,8 @@ def _validate_table(
 # checks and table rules as the sections above.
 
 check_string = _string
+check_mqtt_url = _mqtt_url
+validate_table = _validate_table
 check_choice = _choice
 check_number = _number
 check_boolean = _boolean
