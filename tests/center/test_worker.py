@@ -266,7 +266,10 @@ def test_bad_input_is_quarantined_and_the_feed_goes_on(
         ]
     )
     assert service.writer.alive and service.session.alive
-    assert service.session.stats.acked >= 4 + len(bad)
+    # acks follow the commit on the MQTT thread: wait for them, do not race them
+    wait_until(
+        lambda: service.session.stats.acked >= 4 + len(bad), what="every message acknowledged"
+    )
 
 
 class WriteLock:
