@@ -32,7 +32,7 @@ from sqlalchemy import Connection, Engine, func, select
 
 from center.alarms import AlarmCode, AlarmNotice, clear_alarm, open_alarm_keys, raise_alarm
 from center.config import CompletenessSettings
-from center.ingest.store import walk_watermark
+from center.ingest.watermarks import walk_watermark
 from center.storage import tables
 from gateway.events import format_ts
 

@@ -82,10 +82,10 @@ class CenterService:
     def start(self) -> CenterService:
         self.session.start()
         self.writer.start()
-        self.live.start()
         self.commands.start()
         self._checker.start()
-        if self.config.http.enabled:
+        if self.config.http.enabled:  # the live view polls the database: only for dashboards
+            self.live.start()
             self._start_http()
         return self
 

@@ -23,6 +23,7 @@ log = logging.getLogger("edge112.center.live")
 
 class ChangeFeed:
     POLL_S = 0.5
+    MIN_POLL_S = 0.1  # at most this often, however often writers commit (each poll: 6 queries)
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
@@ -85,5 +86,6 @@ class ChangeFeed:
                 self.poll_once()
             except Exception as error:  # a database outage must not end the live view
                 log.debug("live poll failed: %s", error)
-            self._wake.wait(self.POLL_S)
+            self._stop.wait(self.MIN_POLL_S)  # a commit meanwhile keeps _wake set
+            self._wake.wait(self.POLL_S - self.MIN_POLL_S)
             self._wake.clear()

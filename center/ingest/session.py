@@ -115,7 +115,8 @@ class MqttSession:
         self.client_id = client_id
         self.inbox = inbox
         self.stats = SessionStats()
-        self.event_filter = f"$share/{settings.share_group}/{EVENT_FILTER}"
+        group = settings.share_group  # "" (one worker): a plain subscription, see docs/center.md
+        self.event_filter = f"$share/{group}/{EVENT_FILTER}" if group else EVENT_FILTER
         self._acks: collections.deque[tuple[int, int, int]] = collections.deque()
         self._outgoing: collections.deque[_Outgoing] = collections.deque()
         self._stop = threading.Event()

@@ -2,7 +2,8 @@
 
 For a batch of ``Checked`` messages (``center.ingest.validate``)::
 
-    INSERT events ... ON CONFLICT DO NOTHING RETURNING event_id
+    INSERT events SELECT ... FROM stage_events ON CONFLICT DO NOTHING RETURNING event_id
+    (the batch's rows loaded in bulk first: ``center.ingest.staging``)
         inserted ─▶ new event: update gateway, call, line, explained seqs
         not inserted, event_id known:
             stored with seq 0, this copy has a seq ─▶ merge: set the seq (held event)
@@ -36,11 +37,22 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, case, or_, select
+from sqlalchemy import Connection, Engine, case, or_, select, tuple_
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from center.alarms import AlarmCode, AlarmNotice, raise_alarm
+from center.desk import store_gateway_annotations
+from center.ingest.call_rows import apply_calls
+from center.ingest.staging import (
+    forget,
+    insert_from,
+    load,
+    stage_events,
+    stage_gateways,
+    stage_lines,
+)
 from center.ingest.validate import Checked, Incoming, Reason, Rejected, StatusUpdate
+from center.ingest.watermarks import walk_watermarks
 from center.storage import tables
 from center.storage.database import insert_for
 
@@ -48,7 +60,6 @@ log = logging.getLogger("edge112.center.store")
 
 RETRY_MIN_S = 0.05
 RETRY_MAX_S = 5.0
-WATERMARK_CHUNK = 1000  # seqs read at a time while advancing a gateway's watermark
 EXPLAINING_ALARMS = {  # gateway.alarm code -> detail keys whose seq ranges are gone
     "telemetry_shed": ("shed_seqs",),
     "outbox_damaged": ("unreadable_seqs", "skipped_seqs"),
@@ -158,49 +169,68 @@ class EventStore:
         statuses = [m for m in batch if isinstance(m, StatusUpdate)]
         rejected = [m for m in batch if isinstance(m, Rejected)]
         now = self.clock()
-        with self.engine.begin() as connection:
-            fresh, merged, duplicates, conflicts = self._insert_events(connection, incoming, now)
-            result.stored = len(fresh)
-            result.merged = len(merged)
-            result.duplicates = sum(duplicates.values())
-            result.stored_events = fresh
-            for message, existing_event_id in conflicts:
-                rejected.append(
-                    Rejected(
-                        message.topic,
-                        message.payload,
-                        Reason.SEQ_CONFLICT,
-                        f"seq {message.seq} of {message.gateway_id} is already event "
-                        f"{existing_event_id}; this event {message.event_id} was not stored",
-                        message.received_at,
-                        message.gateway_id,
-                    )
+        connection_info: dict[Any, Any] | None = None
+        try:
+            with self.engine.begin() as connection:
+                connection_info = connection.connection.info
+                return self._store_in(connection, result, incoming, statuses, rejected, now)
+        except BaseException:
+            if connection_info is not None:
+                forget(connection_info)  # a stage table created in this transaction is gone
+            raise
+
+    def _store_in(
+        self,
+        connection: Connection,
+        result: BatchResult,
+        incoming: list[Incoming],
+        statuses: list[StatusUpdate],
+        rejected: list[Rejected],
+        now: datetime,
+    ) -> BatchResult:
+        fresh, merged, duplicates, conflicts = self._insert_events(connection, incoming, now)
+        result.stored = len(fresh)
+        result.merged = len(merged)
+        result.duplicates = sum(duplicates.values())
+        result.stored_events = fresh
+        for message, existing_event_id in conflicts:
+            rejected.append(
+                Rejected(
+                    message.topic,
+                    message.payload,
+                    Reason.SEQ_CONFLICT,
+                    f"seq {message.seq} of {message.gateway_id} is already event "
+                    f"{existing_event_id}; this event {message.event_id} was not stored",
+                    message.received_at,
+                    message.gateway_id,
                 )
-                notice = raise_alarm(
-                    connection,
-                    key=f"seq_conflict:{message.gateway_id}:{message.seq}:{message.event_id}",
-                    code=AlarmCode.SEQ_CONFLICT,
-                    severity="critical",
-                    message=(
-                        f"{message.gateway_id} sent seq {message.seq} twice with different "
-                        f"event_ids ({existing_event_id} stored, {message.event_id} quarantined)"
-                    ),
-                    detail={
-                        "seq": message.seq,
-                        "stored_event_id": existing_event_id,
-                        "conflicting_event_id": message.event_id,
-                    },
-                    now=now,
-                    gateway_id=message.gateway_id,
-                    region=message.region,
-                )
-                if notice:
-                    result.alarms.append(notice)
-            self._apply_calls(connection, fresh, now)
-            self._apply_lines(connection, fresh)
-            self._apply_explained(connection, fresh)
-            self._update_gateways(connection, fresh, merged, duplicates, statuses, now)
-            self._quarantine(connection, rejected, now)
+            )
+            notice = raise_alarm(
+                connection,
+                key=f"seq_conflict:{message.gateway_id}:{message.seq}:{message.event_id}",
+                code=AlarmCode.SEQ_CONFLICT,
+                severity="critical",
+                message=(
+                    f"{message.gateway_id} sent seq {message.seq} twice with different "
+                    f"event_ids ({existing_event_id} stored, {message.event_id} quarantined)"
+                ),
+                detail={
+                    "seq": message.seq,
+                    "stored_event_id": existing_event_id,
+                    "conflicting_event_id": message.event_id,
+                },
+                now=now,
+                gateway_id=message.gateway_id,
+                region=message.region,
+            )
+            if notice:
+                result.alarms.append(notice)
+        apply_calls(connection, fresh, now)
+        store_gateway_annotations(connection, fresh, now)  # call.classified / .escalated
+        self._apply_lines(connection, fresh)
+        self._apply_explained(connection, fresh)
+        self._update_gateways(connection, fresh, merged, duplicates, statuses, now)
+        self._quarantine(connection, rejected, now)
         result.statuses = len(statuses)
         result.quarantined.update(r.reason.value for r in rejected)
         return result
@@ -211,28 +241,35 @@ class EventStore:
         if not incoming:
             return [], [], Counter(), []
         events = tables.events
-        rows = [
-            {
-                "event_id": m.event_id,
-                "gateway_id": m.gateway_id,
-                "region": m.region,
-                "seq": m.seq,
-                "type": m.type,
-                "ts": m.ts,
-                "received_at": m.received_at,
-                "counted_at": m.counted_at,
-                "clock_suspect": m.clock_suspect,
-                "unsequenced": m.seq == 0,
-                "held": m.seq == 0,
-                "data": m.data,
-                "worker": self.worker,
-            }
-            for m in incoming
-        ]
-        statement = (
-            insert_for(connection, events).on_conflict_do_nothing().returning(events.c.event_id)
+        load(
+            connection,
+            stage_events,
+            [
+                {
+                    "event_id": m.event_id,
+                    "gateway_id": m.gateway_id,
+                    "region": m.region,
+                    "seq": m.seq,
+                    "type": m.type,
+                    "ts": m.ts,
+                    "received_at": m.received_at,
+                    "counted_at": m.counted_at,
+                    "clock_suspect": m.clock_suspect,
+                    "unsequenced": m.seq == 0,
+                    "held": m.seq == 0,
+                    "data": m.data,
+                    "worker": self.worker,
+                }
+                for m in incoming
+            ],
         )
-        inserted_ids = set(connection.execute(statement, rows).scalars())
+        names = [c.name for c in events.columns if c.name != "id"]
+        statement = (
+            insert_from(connection, events, stage_events, names)  # in arrival order
+            .on_conflict_do_nothing()
+            .returning(events.c.event_id)
+        )
+        inserted_ids = set(connection.execute(statement).scalars())
         fresh: list[Incoming] = []
         rest: list[Incoming] = []
         for message in incoming:
@@ -244,21 +281,38 @@ class EventStore:
         merged: list[Incoming] = []
         duplicates: Counter[str] = Counter()
         conflicts: list[tuple[Incoming, str]] = []
-        for message in rest:
-            existing = connection.execute(
-                select(events.c.seq).where(events.c.event_id == message.event_id)
-            ).first()
-            if existing is None:
-                holder = connection.execute(
-                    select(events.c.event_id).where(
-                        events.c.gateway_id == message.gateway_id, events.c.seq == message.seq
+        if not rest:
+            return fresh, merged, duplicates, conflicts
+        # what holds each refused event_id and (gateway_id, seq): two queries for all of them
+        known: dict[str, int] = {
+            str(row.event_id): int(row.seq)
+            for row in connection.execute(
+                select(events.c.event_id, events.c.seq).where(
+                    events.c.event_id.in_(sorted({m.event_id for m in rest}))
+                )
+            )
+        }
+        pairs = sorted({(m.gateway_id, m.seq) for m in rest if m.seq > 0})
+        holders: dict[tuple[str, int], str] = {}
+        if pairs:
+            holders = {
+                (str(row.gateway_id), int(row.seq)): str(row.event_id)
+                for row in connection.execute(
+                    select(events.c.gateway_id, events.c.seq, events.c.event_id).where(
+                        tuple_(events.c.gateway_id, events.c.seq).in_(pairs)
                     )
-                ).scalar()
-                conflicts.append((message, str(holder)))
-            elif existing.seq == 0 and message.seq > 0:
+                )
+            }
+        for message in rest:
+            existing_seq = known.get(message.event_id)
+            if existing_seq is None:
+                conflicts.append((message, str(holders.get((message.gateway_id, message.seq)))))
+            elif existing_seq == 0 and message.seq > 0:
                 holder = self._merge_sequenced(connection, message)
                 if holder is None:
                     merged.append(message)
+                    known[message.event_id] = message.seq  # a later copy is a duplicate
+                    holders[(message.gateway_id, message.seq)] = message.event_id
                 else:
                     conflicts.append((message, holder))
             else:
@@ -293,57 +347,6 @@ class EventStore:
 
     # ------------------------------------------------------------ what events change
 
-    def _apply_calls(self, connection: Connection, fresh: list[Incoming], now: datetime) -> None:
-        groups: dict[tuple[str, bool], list[Incoming]] = defaultdict(list)
-        for message in fresh:
-            if message.type.startswith("call.") and message.type != "call.dtmf":
-                ghost = message.data.get("category") == "ghost"
-                groups[(message.type, ghost)].append(message)
-        calls = tables.calls
-        for (event_type, ghost), messages in sorted(groups.items()):
-            rows = [_call_row(m, now) for m in sorted(messages, key=lambda m: m.data["call_id"])]
-            seen: set[str] = set()
-            unique_rows = []
-            for row in rows:  # one row per call and statement (ON CONFLICT DO UPDATE rule)
-                if row["call_id"] not in seen:
-                    seen.add(row["call_id"])
-                    unique_rows.append(row)
-            statement = insert_for(connection, calls)
-            excluded = statement.excluded
-            updates: dict[str, Any] = {"updated_at": excluded.updated_at}
-            if event_type == "call.offered":
-                updates |= {
-                    "presentation": excluded.presentation,
-                    "offered_at": excluded.offered_at,
-                    "counted_at": excluded.counted_at,
-                    "line": excluded.line,
-                }
-            elif event_type == "call.answered":
-                updates |= {
-                    "answered_at": excluded.answered_at,
-                    "ring_time_ms": excluded.ring_time_ms,
-                }
-            elif event_type == "call.abandoned":
-                updates |= {
-                    "abandoned": excluded.abandoned,
-                    "ended_at": excluded.ended_at,
-                    "ring_time_ms": excluded.ring_time_ms,
-                    "cause": excluded.cause,
-                    "gateway_category": excluded.gateway_category,
-                }
-            elif event_type == "call.ended":
-                updates |= {
-                    "ended_at": excluded.ended_at,
-                    "duration_ms": excluded.duration_ms,
-                    "cause": excluded.cause,
-                }
-            elif event_type == "call.audio_summary" and ghost:
-                updates |= {"ghost": excluded.ghost, "gateway_category": excluded.gateway_category}
-            connection.execute(
-                statement.on_conflict_do_update(index_elements=["call_id"], set_=updates),
-                unique_rows,
-            )
-
     def _apply_lines(self, connection: Connection, fresh: list[Incoming]) -> None:
         newest: dict[tuple[str, str], Incoming] = {}
         for message in fresh:
@@ -366,7 +369,8 @@ class EventStore:
             }
             for message in (newest[key] for key in sorted(newest))
         ]
-        statement = insert_for(connection, lines)
+        load(connection, stage_lines, rows)
+        statement = insert_from(connection, lines, stage_lines, list(rows[0]))
         excluded = statement.excluded
         connection.execute(
             statement.on_conflict_do_update(
@@ -379,8 +383,7 @@ class EventStore:
                     "changed_at": excluded.changed_at,
                 },
                 where=excluded.seq > lines.c.seq,
-            ),
-            rows,
+            )
         )
 
     def _apply_explained(self, connection: Connection, fresh: list[Incoming]) -> None:
@@ -454,7 +457,11 @@ class EventStore:
         gateways = tables.gateways
         self._set_watermarks(connection, per_gateway, [*fresh, *merged])
         if per_gateway:
-            statement = insert_for(connection, gateways)
+            rows = [per_gateway[gateway_id] for gateway_id in sorted(per_gateway)]
+            load(connection, stage_gateways, rows)
+            statement = insert_from(
+                connection, gateways, stage_gateways, list(rows[0]), order_by=("gateway_id",)
+            )  # lock order
             excluded = statement.excluded
             connection.execute(
                 statement.on_conflict_do_update(
@@ -481,8 +488,7 @@ class EventStore:
                         "clock_suspect": gateways.c.clock_suspect + excluded.clock_suspect,
                         "updated_at": excluded.updated_at,
                     },
-                ),
-                [per_gateway[gateway_id] for gateway_id in sorted(per_gateway)],  # lock order
+                )
             )
         latest: dict[str, StatusUpdate] = {}
         for update in statuses:
@@ -555,6 +561,7 @@ class EventStore:
                 ).where(gateways.c.gateway_id.in_(sorted(seqs)))
             )
         }
+        to_walk: dict[str, int] = {}  # a gap or an out-of-order seq: walk the stored seqs
         for gateway_id, arrived in seqs.items():
             mark, highest = current.get(gateway_id, (0, 0))
             for seq in sorted(arrived):
@@ -562,8 +569,10 @@ class EventStore:
                     mark = seq
                 elif seq > mark + 1:
                     break
+            per_gateway[gateway_id]["contiguous_seq"] = mark
             if max(highest, max(arrived)) > mark:
-                mark = walk_watermark(connection, gateway_id, mark)
+                to_walk[gateway_id] = mark
+        for gateway_id, mark in walk_watermarks(connection, to_walk).items():
             per_gateway[gateway_id]["contiguous_seq"] = mark
 
     def _quarantine(self, connection: Connection, rejected: list[Rejected], now: datetime) -> None:
@@ -591,39 +600,6 @@ class EventStore:
                     },
                 )
             )
-
-
-def _call_row(message: Incoming, now: datetime) -> dict[str, Any]:
-    """The columns this event sets (the same keys for every event of one type and ghost flag:
-    they share one executemany; the others keep their value, or their default when new)."""
-    data = message.data
-    row: dict[str, Any] = {
-        "call_id": data["call_id"],
-        "gateway_id": message.gateway_id,
-        "region": message.region,
-        "line": data["line"],
-        "counted_at": message.counted_at,
-        "updated_at": now,
-        "abandoned": False,
-        "ghost": False,
-    }
-    if message.type == "call.offered":
-        row |= {"presentation": data["presentation"], "offered_at": message.ts}
-    elif message.type == "call.answered":
-        row |= {"answered_at": message.ts, "ring_time_ms": data["ring_time_ms"]}
-    elif message.type == "call.abandoned":
-        row |= {
-            "abandoned": True,
-            "ended_at": message.ts,
-            "ring_time_ms": data["ring_time_ms"],
-            "cause": data["cause"],
-            "gateway_category": "terputus",
-        }
-    elif message.type == "call.ended":
-        row |= {"ended_at": message.ts, "duration_ms": data["duration_ms"], "cause": data["cause"]}
-    elif message.type == "call.audio_summary" and data.get("category") == "ghost":
-        row |= {"ghost": True, "gateway_category": "ghost"}
-    return row
 
 
 def _seq_ranges(value: Any) -> list[tuple[int, int]]:
@@ -660,40 +636,3 @@ def _as_rejected(message: Checked, detail: str) -> Rejected:
         message.received_at,
         message.gateway_id,
     )
-
-
-def walk_watermark(connection: Connection, gateway_id: str, mark: int) -> int:
-    """The watermark past every seq stored or explained after ``mark``.
-
-    Two workers committing neighbouring seqs of one gateway at the same time cannot see
-    each other's rows (PostgreSQL, READ COMMITTED), so each may leave the watermark short;
-    the next batch of that gateway, or the alarm check (``completeness.heal_watermarks``),
-    walks it forward.
-    """
-    events, explained = tables.events, tables.explained
-    ranges = sorted(
-        connection.execute(
-            select(explained.c.first_seq, explained.c.last_seq).where(
-                explained.c.gateway_id == gateway_id, explained.c.last_seq > mark
-            )
-        ).all()
-    )
-    while True:
-        for first, last in ranges:
-            if first <= mark + 1 <= last:
-                mark = max(mark, int(last))
-        seqs = connection.execute(
-            select(events.c.seq)
-            .where(events.c.gateway_id == gateway_id, events.c.seq > mark)
-            .order_by(events.c.seq)
-            .limit(WATERMARK_CHUNK)
-        ).scalars()
-        moved = False
-        for seq in seqs:
-            if seq != mark + 1:
-                break
-            mark = int(seq)
-            moved = True
-        explained_next = any(first <= mark + 1 <= last for first, last in ranges)
-        if not moved and not explained_next:
-            return mark

@@ -21,7 +21,14 @@ from collections.abc import Callable
 
 from center.ingest.session import MqttSession, Received
 from center.ingest.store import BatchResult, EventStore
-from center.ingest.validate import Checked, ClockRule, Reason, Rejected, check_message
+from center.ingest.validate import (
+    Checked,
+    ClockRule,
+    Reason,
+    Rejected,
+    check_message,
+    warm_up,
+)
 
 log = logging.getLogger("edge112.center.writer")
 
@@ -50,6 +57,7 @@ class IngestWriter:
         self._listeners: list[Callable[[BatchResult], None]] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="center-writer", daemon=True)
+        warm_up()  # before the worker says it is ready
 
     def add_listener(self, listener: Callable[[BatchResult], None]) -> None:
         """Called on the writer thread after each committed batch (keep it quick)."""
