@@ -91,8 +91,10 @@ class FeedMonitor:
             levels = message.topic.split("/")
             if len(levels) == 5 and levels[4] == "status":
                 self.feeds.setdefault(levels[3], GatewayFeed()).status = message.payload.decode()
-            else:
+            elif len(levels) < 6 or levels[4] == "event":
                 self._take_event(message)
+            # else a state topic (line/{line}/readiness: a retained copy of an event) or a
+            # command: not part of the sequenced feed
             self._changed.notify_all()
 
     def _take_event(self, message: mqtt.MQTTMessage) -> None:

@@ -160,6 +160,12 @@ class GenericDialect:
     # Where status reports announced with +CDSI: "<memory>",<index> really are.
     status_report_memory: ClassVar[dict[str, str]] = {}
     registration_queries: ClassVar[tuple[str, ...]] = ("AT+CREG?",)
+    # Line readiness (drivers.gsm.probe): each query is optional, an error means "not known".
+    iccid_queries: ClassVar[tuple[str, ...]] = ("AT+CCID", "AT+ICCID")
+    readiness_registration_queries: ClassVar[tuple[str, ...]] = ("AT+CREG?", "AT+CGREG?")
+    rat_query: ClassVar[str | None] = None  # vendor network info beyond +COPS AcT
+    serving_cell_query: ClassVar[str | None] = None  # RSRP/RSRQ/SINR
+    ims_queries: ClassVar[tuple[str, ...]] = ("AT+CIREG?",)
     reset_command: ClassVar[str] = "AT+CFUN=1,1"
     # Sent after each answer, before audio is read; an error means no audio this call.
     audio_on_commands: ClassVar[tuple[str, ...]] = ()
@@ -222,6 +228,11 @@ class QuectelDialect(GenericDialect):
     )
     status_report_memory = {"SM": "SR"}
     registration_queries = ("AT+CREG?", "AT+CEREG?")
+    iccid_queries = ("AT+QCCID", "AT+CCID")
+    readiness_registration_queries = ("AT+CREG?", "AT+CGREG?", "AT+CEREG?")
+    rat_query = "AT+QNWINFO"
+    serving_cell_query = 'AT+QENG="servingcell"'
+    ims_queries = ('AT+QCFG="ims"', "AT+CIREG?")
     audio_on_commands = ("AT+QPCMV=1,0",)
     reset_banners = GenericDialect.reset_banners | {"+QIND: SMS DONE", "+QIND: PB DONE"}
 
@@ -245,6 +256,9 @@ class SimcomDialect(GenericDialect):
     identity_markers = ("simcom",)
     optional_setup_commands = ("AT+CVHU=0", "AT+CREG=2", "AT+CEREG=2", "AT+CLCC=1")
     registration_queries = ("AT+CREG?", "AT+CEREG?")
+    iccid_queries = ("AT+CICCID", "AT+CCID")
+    readiness_registration_queries = ("AT+CREG?", "AT+CGREG?", "AT+CEREG?")
+    serving_cell_query = "AT+CPSI?"  # the RAT too
     audio_on_commands = ("AT+CPCMREG=1",)
     audio_off_commands = ("AT+CPCMREG=0",)
     reset_banners = GenericDialect.reset_banners | {
@@ -269,6 +283,8 @@ class HuaweiDialect(GenericDialect):
 
     name = "huawei"
     identity_markers = ("huawei",)
+    iccid_queries = ("AT^ICCID?", "AT+CCID")
+    rat_query = "AT^SYSINFOEX"
     audio_on_commands = ("AT^DDSETEX=2",)
 
     def parse_urc(self, line: str) -> Urc | None:

@@ -85,7 +85,7 @@ from drivers.gsm.dialects import (
     pick_dialect,
 )
 from drivers.gsm.power import ModemPower
-from drivers.gsm.readiness import Readiness
+from drivers.gsm.readiness import METRICS_INTERVAL_S, Readiness
 from drivers.gsm.recovery import LadderTimings, RecoveryLadder
 from drivers.gsm.responses import (
     CallerId,
@@ -166,6 +166,7 @@ class GsmModemDriver(CallControl, Readiness, LineDriverBase[AtChannel]):
         ladder_timings: LadderTimings | None = None,
         sms_parts_timeout_s: float = SMS_PARTS_TIMEOUT_S,
         probe_globs: tuple[str, ...] = PROBE_GLOBS,
+        metrics_interval_s: float = METRICS_INTERVAL_S,
     ) -> None:
         super().__init__(
             name,
@@ -183,6 +184,7 @@ class GsmModemDriver(CallControl, Readiness, LineDriverBase[AtChannel]):
         self._answer_after_rings = answer_after_rings
         self._poll_interval_s = poll_interval_s
         self._signal_interval_s = signal_interval_s
+        self._metrics_interval_s = metrics_interval_s  # line.metrics (drivers.gsm.readiness)
         self._liveness_s = liveness_s
         self._command_timeout_s = command_timeout_s
         self._tracker = self._call_tracker()  # a modem carries one call at a time
@@ -302,6 +304,7 @@ class GsmModemDriver(CallControl, Readiness, LineDriverBase[AtChannel]):
         return SessionEnd(end.reason, came_up=self._session_up)
 
     def _session_ended(self) -> None:
+        self._report_unreachable()  # line.readiness: not ready (when it said otherwise)
         self._end_call_audio(None)
         self._ladder.between_sessions(opened=self._opened)
 
@@ -411,6 +414,7 @@ class GsmModemDriver(CallControl, Readiness, LineDriverBase[AtChannel]):
             if self._registration_changed:
                 self._registration_changed = False
                 self._report_registration(self._last_signal_dbm)
+                self._guarded(self._poll_readiness, channel)  # line.readiness, at once
             if now >= next_health_at:
                 self._guarded(self._poll_health, channel)
                 next_health_at = now + self._signal_interval_s

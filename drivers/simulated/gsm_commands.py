@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from drivers.simulated.caller_audio import CallerVoice
 from drivers.simulated.gsm_calls import CallOutcome, LiveCall, number_and_type
 from drivers.simulated.gsm_models import CallEndStyle, ModemModel
+from drivers.simulated.gsm_network import SimulatedNetwork, network_reply
 from drivers.simulated.gsm_sms import SimStorage
 
 CMS_INVALID_INDEX = "+CMS ERROR: 321"
@@ -70,6 +71,14 @@ class SimulatedAtCommands:
     sms: SimStorage
     settings: Settings
     _live: LiveCall | None
+    _network: SimulatedNetwork | None = None
+
+    @property
+    def network(self) -> SimulatedNetwork:
+        """SIM, operator, radio and IMS state (``drivers.simulated.gsm_network``)."""
+        if self._network is None:
+            self._network = SimulatedNetwork.for_model(self.model, self.imei)
+        return self._network
 
     def _end_live_call(self, outcome: CallOutcome) -> None:
         raise NotImplementedError
@@ -92,6 +101,11 @@ class SimulatedAtCommands:
             match = pattern.fullmatch(upper)
             if match:
                 return handler(match)
+        answer = network_reply(
+            command, self.model, self.network, self.iccid, self.registration, self.rssi
+        )
+        if answer is not None:
+            return Reply(*answer)
         if upper in self.model.extra_commands:
             return Reply([], "OK")
         if upper in (self.model.audio_on_command, self.model.audio_off_command):
@@ -112,19 +126,17 @@ class SimulatedAtCommands:
             "AT+CGSN": [self.imei],
             "AT+GSN": [self.imei],
             "AT+CSQ": [f"+CSQ: {self.rssi},99"],
-            "AT+CREG?": [f"+CREG: {settings.creg},{self.registration}"],
-            "AT+COPS?": [model.operator_line],
-            "AT+CPIN?": ["+CPIN: READY"],
+            "AT+CREG?": [f"+CREG: {settings.creg},{self.network.cs_status(self.registration)}"],
             "AT+CFUN?": ["+CFUN: 1"],
             "AT+CMEE?": [f"+CMEE: {settings.cmee}"],
             "AT+CLIP?": [f"+CLIP: {int(settings.clip)},1"],
             "AT+CRC?": [f"+CRC: {int(settings.crc)}"],
             "AT+CLCC": self._clcc_lines(),
             "AT+CPMS?": [self._cpms_query()],
-            model.iccid_query[0]: [f"{model.iccid_query[1]}: {self.iccid}"],
         }
         if model.supports_cereg:
-            replies["AT+CEREG?"] = [f"+CEREG: {settings.cereg},{self.registration}"]
+            status = self.network.eps_status(self.registration)
+            replies["AT+CEREG?"] = [f"+CEREG: {settings.cereg},{status}"]
         return replies
 
     def _handlers(self) -> list[tuple[re.Pattern[str], Callable[[re.Match[str]], Reply]]]:
@@ -185,14 +197,18 @@ class SimulatedAtCommands:
     def registration_urcs(self) -> list[str]:
         """The +CREG/+CEREG URCs the current registration makes, as enabled."""
         urcs = []
-        for prefix, n in (("+CREG", self.settings.creg), ("+CEREG", self.settings.cereg)):
+        cs_status = self.network.cs_status(self.registration)
+        for prefix, n, status in (
+            ("+CREG", self.settings.creg, cs_status),
+            ("+CEREG", self.settings.cereg, self.network.eps_status(self.registration)),
+        ):
             if n == 1:
-                urcs.append(f"{prefix}: {self.registration}")
-            elif n >= 2 and self.registration in (1, 5):
+                urcs.append(f"{prefix}: {status}")
+            elif n >= 2 and status in (1, 5):
                 location = f'"{REGISTRATION_LAC}","{REGISTRATION_CELL}",7'
-                urcs.append(f"{prefix}: {self.registration},{location}")
+                urcs.append(f"{prefix}: {status},{location}")
             elif n >= 2:
-                urcs.append(f"{prefix}: {self.registration}")
+                urcs.append(f"{prefix}: {status}")
         return urcs
 
     # Calls ---------------------------------------------------------------------

@@ -60,6 +60,9 @@ class ModemModel:
     status_report_storage: str = "SM"  # where +CDSI reports land (EC25: "SR")
     reset_replugs: bool = False  # a reset re-enumerates on USB: the port vanishes and returns
     iccid_query: tuple[str, str] = ("AT+CCID", "+CCID")  # command, answer prefix
+    # Vendor readiness queries it answers (gsm_network): cireg, qcfg_ims, qnwinfo, qeng,
+    # cpsi, sysinfoex. Every model answers AT+CPIN?, AT+CIMI, AT+CCID, AT+CGREG?, AT+COPS.
+    network_queries: frozenset[str] = frozenset()
 
 
 MODELS: dict[str, ModemModel] = {
@@ -79,6 +82,7 @@ MODELS: dict[str, ModemModel] = {
         call_state_urc="ccinfo",
         status_report_storage="SR",
         iccid_query=("AT+QCCID", "+QCCID"),
+        network_queries=frozenset({"cireg", "qcfg_ims", "qnwinfo", "qeng"}),
     ),
     "simcom_sim7600": ModemModel(
         key="simcom_sim7600",
@@ -103,6 +107,8 @@ MODELS: dict[str, ModemModel] = {
         audio_off_command="AT+CPCMREG=0",
         audio_per_call=True,
         call_state_urc="clcc",
+        iccid_query=("AT+CICCID", "+ICCID"),
+        network_queries=frozenset({"cireg", "cpsi"}),
     ),
     "simcom_sim800": ModemModel(
         key="simcom_sim800",
@@ -137,5 +143,6 @@ MODELS: dict[str, ModemModel] = {
         audio_per_call=True,
         reset_replugs=True,
         iccid_query=("AT^ICCID?", "^ICCID"),
+        network_queries=frozenset({"sysinfoex"}),
     ),
 }
