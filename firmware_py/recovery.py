@@ -1,8 +1,7 @@
 """Modem power control for the GSM recovery ladder: power key, reset, power cut, USB port.
 
 The GSM driver decides *when* a modem is hung (it answers nothing); this
-module does *what* the board can do about it, for one line at a time, and
-reports every action, done or refused, as a typed ``line.recovery`` event::
+module does *what* the board can do about it, for one line at a time::
 
     ladder step           needs                       ModemPowerControl method
     soft (AT+CFUN=1,1)    nothing: the driver's own   -
@@ -12,6 +11,24 @@ reports every action, done or refused, as a typed ``line.recovery`` event::
     USB port power        [board.modems.<line>]       usb_power_cycle(line)
                           usb_port
     strongest available   any of the above            power_cycle(line)
+
+    what the GSM ladder calls (drivers.gsm.power.ModemPower), through BoardModemPower:
+    step 3 power_key_cycle  power_key_<line>          power_key_cycle(line): off pulse, the
+                                                      model's shut-down wait, on pulse
+    step 4 power_cut        the strongest of          cut_power(line): power cut, else USB
+                            power_enable / usb_port   port power cycle, else reset pulse
+                            / reset
+
+Events, one per action, never two: an action asked for directly (the
+methods above with ``report=True``, the default: ``edge112 board``, a
+site script) is reported here as a ``line.recovery`` event with the board's
+``action`` (``power_key_off``, ``power_key_on``, ``reset``, ``power_cut``,
+``usb_power_cycle``). An action the GSM ladder takes through
+:class:`BoardModemPower` is *not* reported here (``report=False``): the
+ladder reports it as its step (``power_key_cycle`` or ``power_cut``, with
+``step``, ``reason``, ``attempt``), with this module's outcome and detail
+(which pins, which timing, or why it was refused). The rate limit counts
+both kinds alike.
 
 Power-key timings (how long to hold the key *active*, i.e. PWRKEY pulled
 low, usually through an NPN transistor driven high by the GPIO) are per
@@ -44,6 +61,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from firmware_py import usb_power
 from firmware_py.board import Board, BoardError
@@ -51,6 +69,8 @@ from firmware_py.board_settings import ModemWiring
 from gateway.events import Event, LineRecovery, RecoveryAction, RecoveryOutcome
 
 log = logging.getLogger("edge112.recovery")
+
+Progress = Callable[[], None]  # as drivers.gsm.power.Progress (the board imports no driver)
 
 RECOVERY_MAX_PER_HOUR = 4  # actions per line in any rolling hour
 RECOVERY_WINDOW_S = 3600.0
@@ -123,6 +143,16 @@ POWER_PROFILES: dict[str, PowerProfile] = {
             "verified.",
         ),
         PowerProfile(
+            "simulated",
+            on_pulse_s=0.1,
+            off_pulse_s=0.2,
+            off_settle_s=0.3,
+            reset_pulse_s=0.1,
+            power_off_s=0.3,
+            source="the simulated modem (drivers.simulated.gsm_modem) on the simulated board: "
+            "it follows its pins at once, so the pulses only need to be seen",
+        ),
+        PowerProfile(
             "generic",
             on_pulse_s=1.0,
             off_pulse_s=2.0,
@@ -185,6 +215,13 @@ class RecoveryLimiter:
         self._done.append(now)
 
 
+class ActionResult(NamedTuple):
+    """What one board action did: the contract's outcome and a line saying what, or why not."""
+
+    outcome: RecoveryOutcome
+    detail: str
+
+
 class ModemPowerControl:
     """Power actions on modem lines through a :class:`Board`, rate-limited and reported."""
 
@@ -231,7 +268,12 @@ class ModemPowerControl:
         return actions
 
     def power_key(
-        self, line: str, *, on: bool, on_progress: Callable[[], None] | None = None
+        self,
+        line: str,
+        *,
+        on: bool,
+        on_progress: Progress | None = None,
+        report: bool = True,
     ) -> RecoveryOutcome:
         """One power-key pulse with the model's on (True) or off timing."""
         action = RecoveryAction.POWER_KEY_ON if on else RecoveryAction.POWER_KEY_OFF
@@ -243,22 +285,122 @@ class ModemPowerControl:
             f"power_key_{line}",
             lambda: self._pulse(f"power_key_{line}", seconds, on_progress),
             f"{profile.model}: power key held {seconds:g} s",
+            report=report,
+        ).outcome
+
+    def reset(
+        self, line: str, on_progress: Progress | None = None, *, report: bool = True
+    ) -> RecoveryOutcome:
+        return self._reset(line, on_progress, report).outcome
+
+    def power_cut(
+        self, line: str, on_progress: Progress | None = None, *, report: bool = True
+    ) -> RecoveryOutcome:
+        """Supply off (``power_enable_<line>`` inactive) for the model's time, then on."""
+        return self._power_cut(line, on_progress, report).outcome
+
+    def usb_power_cycle(
+        self, line: str, on_progress: Progress | None = None, *, report: bool = True
+    ) -> RecoveryOutcome:
+        return self._usb_power_cycle(line, on_progress, report).outcome
+
+    def power_key_cycle(
+        self, line: str, on_progress: Progress | None = None, *, report: bool = True
+    ) -> ActionResult:
+        """Restart the modem with its key: off pulse, the model's shut-down wait, on pulse.
+
+        One rate-limit slot for the whole cycle; with ``report``, one event per pulse.
+        """
+        profile, pin = self.profile(line), f"power_key_{line}"
+        off = self._act(
+            line,
+            RecoveryAction.POWER_KEY_OFF,
+            pin,
+            lambda: self._pulse(pin, profile.off_pulse_s, on_progress),
+            f"{profile.model}: power key held {profile.off_pulse_s:g} s",
+            report=report,
+        )
+        if off.outcome is not RecoveryOutcome.DONE:
+            return off
+        self._wait(profile.off_settle_s, on_progress)
+        if self._stop.is_set():
+            return ActionResult(RecoveryOutcome.FAILED, "stopped during the shut-down wait")
+        on = self._act(
+            line,
+            RecoveryAction.POWER_KEY_ON,
+            pin,
+            lambda: self._pulse(pin, profile.on_pulse_s, on_progress),
+            f"{profile.model}: power key held {profile.on_pulse_s:g} s "
+            f"after {profile.off_settle_s:g} s off",
+            counted=False,
+            report=report,
+        )
+        if on.outcome is not RecoveryOutcome.DONE:
+            return on
+        return ActionResult(
+            RecoveryOutcome.DONE,
+            f"board {pin}: {profile.model}, off pulse {profile.off_pulse_s:g} s, "
+            f"{profile.off_settle_s:g} s shut-down, on pulse {profile.on_pulse_s:g} s",
         )
 
-    def reset(self, line: str, on_progress: Callable[[], None] | None = None) -> RecoveryOutcome:
+    def cut_power(
+        self, line: str, on_progress: Progress | None = None, *, report: bool = True
+    ) -> ActionResult:
+        """The strongest way to remove the modem's power that is wired: a power cut, else a
+        USB port power cycle, else a reset pulse (else ``not_wired``)."""
+        actions = self.capabilities(line)
+        if RecoveryAction.POWER_CUT in actions:
+            return self._power_cut(line, on_progress, report)
+        if RecoveryAction.USB_POWER_CYCLE in actions:
+            return self._usb_power_cycle(line, on_progress, report)
+        if RecoveryAction.RESET in actions:
+            return self._reset(line, on_progress, report)
+        return self._report(
+            line,
+            RecoveryAction.POWER_CUT,
+            ActionResult(
+                RecoveryOutcome.NOT_WIRED,
+                f"no power_enable_{line}, board.modems.{line}.usb_port or reset_{line}",
+            ),
+            0,
+            report=report,
+        )
+
+    def power_cycle(
+        self, line: str, on_progress: Progress | None = None, *, report: bool = True
+    ) -> RecoveryOutcome:
+        """The strongest action wired: power cut, else power key off + on, else USB port, else
+        reset. One rate-limit slot for the whole cycle; one event per step."""
+        actions = self.capabilities(line)
+        if RecoveryAction.POWER_CUT not in actions and RecoveryAction.POWER_KEY_OFF in actions:
+            return self.power_key_cycle(line, on_progress, report=report).outcome
+        if not actions:
+            return self._report(
+                line,
+                RecoveryAction.POWER_CUT,
+                ActionResult(
+                    RecoveryOutcome.NOT_WIRED,
+                    "no power key, reset, power enable or USB port for this line",
+                ),
+                0,
+                report=report,
+            ).outcome
+        return self.cut_power(line, on_progress, report=report).outcome
+
+    # ------------------------------------------------------------ internals
+
+    def _reset(self, line: str, on_progress: Progress | None, report: bool) -> ActionResult:
         profile = self.profile(line)
         return self._act(
             line,
             RecoveryAction.RESET,
             f"reset_{line}",
             lambda: self._pulse(f"reset_{line}", profile.reset_pulse_s, on_progress),
-            f"{profile.model}: reset held {profile.reset_pulse_s:g} s",
+            f"board reset_{line}: {profile.model}, held {profile.reset_pulse_s:g} s",
+            report=report,
         )
 
-    def power_cut(
-        self, line: str, on_progress: Callable[[], None] | None = None
-    ) -> RecoveryOutcome:
-        """Supply off (``power_enable_<line>`` inactive) for the model's time, then on."""
+    def _power_cut(self, line: str, on_progress: Progress | None, report: bool) -> ActionResult:
         profile, pin = self.profile(line), f"power_enable_{line}"
 
         def run() -> None:
@@ -269,12 +411,17 @@ class ModemPowerControl:
                 self.board.set(pin, True)
 
         return self._act(
-            line, RecoveryAction.POWER_CUT, pin, run, f"supply off {profile.power_off_s:g} s"
+            line,
+            RecoveryAction.POWER_CUT,
+            pin,
+            run,
+            f"board {pin}: supply off {profile.power_off_s:g} s",
+            report=report,
         )
 
-    def usb_power_cycle(
-        self, line: str, on_progress: Callable[[], None] | None = None
-    ) -> RecoveryOutcome:
+    def _usb_power_cycle(
+        self, line: str, on_progress: Progress | None, report: bool
+    ) -> ActionResult:
         wiring = self.modems.get(line)
         port = wiring.usb_port if wiring else None
 
@@ -293,46 +440,8 @@ class ModemPowerControl:
             None if port is None else "usb",
             run,
             f"USB port {port} off {usb_power.USB_OFF_S:g} s",
+            report=report,
         )
-
-    def power_cycle(
-        self, line: str, on_progress: Callable[[], None] | None = None
-    ) -> RecoveryOutcome:
-        """The strongest action wired: power cut, else power key off + on, else USB port, else
-        reset. One rate-limit slot for the whole cycle; one event per step."""
-        actions = self.capabilities(line)
-        if RecoveryAction.POWER_CUT in actions:
-            return self.power_cut(line, on_progress)
-        if RecoveryAction.POWER_KEY_OFF in actions:
-            outcome = self.power_key(line, on=False, on_progress=on_progress)
-            if outcome is not RecoveryOutcome.DONE:
-                return outcome
-            profile = self.profile(line)
-            self._wait(profile.off_settle_s, on_progress)
-            if self._stop.is_set():
-                return RecoveryOutcome.FAILED
-            return self._act(
-                line,
-                RecoveryAction.POWER_KEY_ON,
-                f"power_key_{line}",
-                lambda: self._pulse(f"power_key_{line}", profile.on_pulse_s, on_progress),
-                f"{profile.model}: power key held {profile.on_pulse_s:g} s "
-                f"after {profile.off_settle_s:g} s off",
-                counted=False,
-            )
-        if RecoveryAction.USB_POWER_CYCLE in actions:
-            return self.usb_power_cycle(line, on_progress)
-        if RecoveryAction.RESET in actions:
-            return self.reset(line, on_progress)
-        return self._report(
-            line,
-            RecoveryAction.POWER_CUT,
-            RecoveryOutcome.NOT_WIRED,
-            "no power key, reset, power enable or USB port for this line",
-            0,
-        )
-
-    # ------------------------------------------------------------ internals
 
     def _limiter(self, line: str) -> tuple[RecoveryLimiter, threading.Lock]:
         with self._guard:
@@ -350,42 +459,48 @@ class ModemPowerControl:
         detail: str,
         *,
         counted: bool = True,
-    ) -> RecoveryOutcome:
+        report: bool = True,
+    ) -> ActionResult:
         if needs is None or (needs != "usb" and not self.board.has(needs)):
             what = needs or f"board.modems.{line}.usb_port"
-            return self._report(line, action, RecoveryOutcome.NOT_WIRED, f"no {what}", 0)
+            result = ActionResult(RecoveryOutcome.NOT_WIRED, f"no {what}")
+            return self._report(line, action, result, 0, report=report)
         limiter, lock = self._limiter(line)
         with lock:
             if counted:
                 refusal = limiter.refusal()
                 if refusal is not None:
-                    return self._report(line, action, RecoveryOutcome.RATE_LIMITED, refusal, 0)
+                    result = ActionResult(RecoveryOutcome.RATE_LIMITED, f"board: {refusal}")
+                    return self._report(line, action, result, 0, report=report)
             before = limiter.recent()
             started = time.monotonic()
             try:
                 run()
             except (BoardError, OSError, KeyError, ValueError) as error:
-                elapsed = int((time.monotonic() - started) * 1000)
-                outcome, detail = RecoveryOutcome.FAILED, str(error)
+                result = ActionResult(RecoveryOutcome.FAILED, str(error))
             else:
-                elapsed = int((time.monotonic() - started) * 1000)
-                outcome = RecoveryOutcome.DONE
+                result = ActionResult(RecoveryOutcome.DONE, detail)
             finally:
                 if counted:
                     limiter.record()
-            return self._report(line, action, outcome, detail, elapsed, before)
+            elapsed = int((time.monotonic() - started) * 1000)
+            return self._report(line, action, result, elapsed, before, report=report)
 
     def _report(
         self,
         line: str,
         action: RecoveryAction,
-        outcome: RecoveryOutcome,
-        detail: str,
+        result: ActionResult,
         duration_ms: int,
         actions_last_hour: int | None = None,
-    ) -> RecoveryOutcome:
+        *,
+        report: bool = True,
+    ) -> ActionResult:
+        if not report:  # the caller (the GSM ladder) reports it as its step
+            return result
         if actions_last_hour is None:
             actions_last_hour = self._limiter(line)[0].recent()
+        outcome, detail = result
         level = logging.WARNING if outcome is RecoveryOutcome.DONE else logging.ERROR
         log.log(level, "%s: %s %s: %s", line, action.value, outcome.value, detail)
         event = LineRecovery(
@@ -400,19 +515,40 @@ class ModemPowerControl:
             self.emit(event)
         except Exception:
             log.exception("%s: reporting %s failed", line, action.value)
-        return outcome
+        return result
 
-    def _pulse(self, pin: str, seconds: float, on_progress: Callable[[], None] | None) -> None:
+    def _pulse(self, pin: str, seconds: float, on_progress: Progress | None) -> None:
         self.board.set(pin, True)
         try:
             self._wait(seconds, on_progress)
         finally:
             self.board.set(pin, False)
 
-    def _wait(self, seconds: float, on_progress: Callable[[], None] | None) -> None:
+    def _wait(self, seconds: float, on_progress: Progress | None) -> None:
         deadline = time.monotonic() + seconds
         while (remaining := deadline - time.monotonic()) > 0:
             if self._stop.wait(min(remaining, PROGRESS_STEP_S)):
                 return
             if on_progress is not None:
                 on_progress()
+
+
+class BoardModemPower:
+    """``drivers.gsm.power.ModemPower`` for one line, through the board's power control
+    (structurally: ``ActionResult`` is a ``drivers.gsm.power.PowerReport``).
+
+    Built by the daemon for every GSM line and handed to its driver's ladder
+    (``gateway.families.LineFamily.build_driver``'s ``power``). Step 3 is the
+    power-key restart, step 4 the strongest supply action wired; neither
+    emits an event (the ladder reports the step with this outcome and detail).
+    """
+
+    def __init__(self, control: ModemPowerControl, line: str) -> None:
+        self.control = control
+        self.line = line
+
+    def pulse_power_key(self, on_progress: Progress) -> ActionResult:
+        return self.control.power_key_cycle(self.line, on_progress, report=False)
+
+    def cut_power(self, on_progress: Progress) -> ActionResult:
+        return self.control.cut_power(self.line, on_progress, report=False)

@@ -15,7 +15,10 @@ with a ``FamilyUnavailableError`` that names the family and what is missing.
 A family object (``LineFamily``) says which config section it reads, turns
 one entry of that section into its ``LineSettings`` (raising
 ``ConfigError`` with the entry's key path), and builds a ``LineDriver``
-from settings, the gateway's emit callback and its audio sink factory.
+from settings, the gateway's emit callback, its audio sink factory and the
+board's power control of the line (``power``: a
+``firmware_py.recovery.BoardModemPower``, which a family without power
+steps ignores; GSM hands it to its recovery ladder).
 ``register_family`` adds a family at run time (a site plug-in, a test).
 """
 
@@ -25,10 +28,13 @@ import importlib
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
-from typing import Any, ClassVar, Generic, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, NamedTuple, TypeVar
 
 from gateway.audio.contract import AudioSinkFactory
 from gateway.lines import Emit, LineDriver, LineSettings
+
+if TYPE_CHECKING:
+    from firmware_py.recovery import BoardModemPower
 
 SettingsT = TypeVar("SettingsT", bound=LineSettings)
 
@@ -64,9 +70,14 @@ class LineFamily(ABC, Generic[SettingsT]):
 
     @abstractmethod
     def build_driver(
-        self, settings: SettingsT, emit: Emit, audio_sink_factory: AudioSinkFactory | None
+        self,
+        settings: SettingsT,
+        emit: Emit,
+        audio_sink_factory: AudioSinkFactory | None,
+        power: BoardModemPower | None = None,
     ) -> LineDriver:
-        """The line's driver (not started). ``audio_sink_factory`` is None without audio."""
+        """The line's driver (not started). ``audio_sink_factory`` is None without audio;
+        ``power`` is the board's power control of the line (None: none at all)."""
 
 
 class UnknownFamilyError(LookupError):

@@ -123,6 +123,7 @@ class E1Family(LineFamily[SpanSettings]):
         settings: SpanSettings,
         emit: Emit,
         audio_sink_factory: AudioSinkFactory | None,
+        power: object | None = None,  # a span has no modem to power: ignored
     ) -> LineDriver:
         from drivers.e1.span import SpanDriver
 

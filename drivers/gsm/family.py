@@ -14,12 +14,20 @@ imported when the first driver is built.
     caller_id_grace_ms = 500           wait this long after RING for +CLIP
     audio_port = "/dev/serial/..."     optional: the modem's PCM voice port
     liveness_s = 4.0                   idle this long: an AT ping (a hung modem shows in < 15 s)
+    modem_reset_boot_s = 15.0          recovery ladder: wait after AT+CFUN=1,1 (step 2),
+    power_key_boot_s = 30.0            ... after the board's power-key restart (step 3),
+    power_cut_boot_s = 30.0            ... after the board's power cut (step 4)
+    metrics_interval_s = 300.0         line.metrics (signal, RSRP/RSRQ/SINR) this often
+
+The board's power control of the line (``power``, a
+``firmware_py.recovery.BoardModemPower`` the daemon builds) goes to the
+driver's recovery ladder (``drivers.gsm.recovery``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from gateway.audio.contract import AudioSinkFactory
 from gateway.config import (
@@ -33,7 +41,14 @@ from gateway.config import (
 from gateway.families import LineFamily
 from gateway.lines import Emit, LineDriver, LineSettings
 
+if TYPE_CHECKING:
+    from firmware_py.recovery import BoardModemPower
+
 LIVENESS_S = 4.0  # as drivers.gsm.modem.LIVENESS_S (not imported: this module stays light)
+MODEM_RESET_BOOT_S = 15.0  # as drivers.gsm.recovery's waits after each ladder step
+POWER_KEY_BOOT_S = 30.0
+POWER_CUT_BOOT_S = 30.0
+METRICS_INTERVAL_S = 300.0  # as drivers.gsm.readiness.METRICS_INTERVAL_S
 
 
 @dataclass(frozen=True)
@@ -45,6 +60,10 @@ class ModemSettings(LineSettings):
     caller_id_grace_ms: int = 500
     audio_port: str | None = None
     liveness_s: float = LIVENESS_S
+    modem_reset_boot_s: float = MODEM_RESET_BOOT_S
+    power_key_boot_s: float = POWER_KEY_BOOT_S
+    power_cut_boot_s: float = POWER_CUT_BOOT_S
+    metrics_interval_s: float = METRICS_INTERVAL_S
 
     @property
     def wants_audio(self) -> bool:
@@ -59,6 +78,10 @@ MODEM_KEYS: dict[str, Check] = {
     "caller_id_grace_ms": check_number(0, 10_000, integer=True),
     "audio_port": check_string(),
     "liveness_s": check_number(1, 11),
+    "modem_reset_boot_s": check_number(0.1, 120),
+    "power_key_boot_s": check_number(0.1, 120),
+    "power_cut_boot_s": check_number(0.1, 120),
+    "metrics_interval_s": check_number(10, 86_400),
 }
 REQUIRED_KEYS = ("name", "port")
 
@@ -80,8 +103,10 @@ class GsmFamily(LineFamily[ModemSettings]):
         settings: ModemSettings,
         emit: Emit,
         audio_sink_factory: AudioSinkFactory | None,
+        power: BoardModemPower | None = None,
     ) -> LineDriver:
         from drivers.gsm.modem import GsmModemDriver
+        from drivers.gsm.recovery import LadderTimings
 
         return GsmModemDriver(
             settings.name,
@@ -89,8 +114,15 @@ class GsmFamily(LineFamily[ModemSettings]):
             emit,
             baudrate=settings.baudrate,
             liveness_s=settings.liveness_s,
+            metrics_interval_s=settings.metrics_interval_s,
             answer_after_rings=settings.answer_after_rings,
             caller_id_grace_s=settings.caller_id_grace_ms / 1000,
             audio_url=settings.audio_port,
             audio_sink_factory=audio_sink_factory if settings.audio_port else None,
+            power=power,
+            ladder_timings=LadderTimings(
+                modem_reset_boot_s=settings.modem_reset_boot_s,
+                power_key_boot_s=settings.power_key_boot_s,
+                power_cut_boot_s=settings.power_cut_boot_s,
+            ),
         )

@@ -10,9 +10,17 @@ its own wait before the port is opened again::
     1        1 reopen_port             the base's reopen              base backoff (0.5 s doubling)
     2        2 modem_reset             AT+CFUN=1,1 after the reopen   MODEM_RESET_BOOT_S
     3        3 power_key_cycle         ModemPower.pulse_power_key     POWER_KEY_BOOT_S
+                                       (board: key off pulse, shut-down wait, on pulse)
     4        4 power_cut               ModemPower.cut_power           POWER_CUT_BOOT_S
+                                       (board: power_enable cut, else USB port, else reset)
     5        alarm                     gateway.alarm modem_unrecoverable (critical), once
     6...     power_cut again           at most every ALARM_REPEAT_S, reopening meanwhile
+
+The ladder is the one place that reports a step: the ``ModemPower``
+(``firmware_py.recovery.BoardModemPower`` on the daemon's lines) acts and
+returns an outcome and a detail, and emits nothing, so each step is one
+``line.recovery`` event. The waits are ``[[modems]]`` keys
+(``modem_reset_boot_s``, ``power_key_boot_s``, ``power_cut_boot_s``).
 
 A step the hardware does not have (no ``ModemPower``, or ``not_wired``) or
 could not take (``failed``) is reported and the next one follows at once; a
@@ -38,7 +46,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from drivers.gsm.power import ModemPower, NoModemPower, PowerResult
+from drivers.gsm.power import ModemPower, NoModemPower, PowerReport
 from gateway.events import (
     AlarmSeverity,
     Event,
@@ -198,7 +206,7 @@ class RecoveryLadder:
             self._failures = max(self._failures, step)
         self._raise_alarm()
 
-    def _power_step(self, step: int) -> PowerResult:
+    def _power_step(self, step: int) -> PowerReport:
         started = self._clock()
         if step == 3:
             result = self._power.pulse_power_key(self._on_progress)

@@ -7,6 +7,12 @@
     edge112 sim gsm --link /tmp/edge112/gsm0          # idle modem, for a terminal program
     edge112 sim gsm --link /tmp/edge112/gsm0 --audio-link /tmp/edge112/gsm0-audio --calls 5
     edge112 sim gsm --link /tmp/edge112/gsm0 --scenario faults.toml --sim-capacity 5
+    edge112 sim gsm --link /tmp/edge112/gsm0 --board-state /tmp/edge112/board.json --line gsm0
+
+With ``--board-state`` the modem follows the power pins of ``--line`` on a
+simulated board run by another process (``[board] backend = "simulated"``,
+``state_file``): the gateway's recovery ladder can power-cycle it
+(``drivers.simulated.gsm_power.BoardStateWatcher``).
 
 A scenario's ``[[faults]]`` reset the modem, hang it, re-enumerate its port,
 change its registration and deliver SMS (``drivers.simulated.scenario_faults``).
@@ -99,6 +105,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--exit-when-done", action="store_true", help="exit when the last call is over"
     )
+    parser.add_argument(
+        "--board-state",
+        type=Path,
+        metavar="FILE",
+        help="follow this simulated board's power pins (its [board] state_file)",
+    )
+    parser.add_argument(
+        "--line", metavar="NAME", help="the line whose pins to follow (default: the link's name)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -128,9 +143,10 @@ def run(args: argparse.Namespace) -> int:
                 print(
                     f"{PROG}: audio on {modem.audio_link} -> {modem.audio_device}", file=sys.stderr
                 )
-            play(modem, scenario, stop=stop, on_call_done=_print_call)
-            if not args.exit_when_done:
-                stop.wait()
+            with _following_board(modem, args):
+                play(modem, scenario, stop=stop, on_call_done=_print_call)
+                if not args.exit_when_done:
+                    stop.wait()
     return EXIT_OK
 
 
@@ -153,6 +169,22 @@ def _scenario(args: argparse.Namespace) -> Scenario:
     except ValueError as exc:
         raise ScenarioError(f"--calls/--rate/--ring-interval: {exc}") from exc
     return Scenario(calls=calls)
+
+
+@contextlib.contextmanager
+def _following_board(modem: SimulatedGsmModem, args: argparse.Namespace) -> Iterator[None]:
+    if args.board_state is None:
+        yield
+        return
+    from drivers.simulated.gsm_power import BoardPinFollower, BoardStateWatcher
+
+    line = args.line or Path(args.link).name
+    watcher = BoardStateWatcher(args.board_state, [BoardPinFollower(modem, line)]).start()
+    print(f"{PROG}: following the power pins of {line} in {args.board_state}", file=sys.stderr)
+    try:
+        yield
+    finally:
+        watcher.stop()
 
 
 def _print_call(call: PlacedCall) -> None:

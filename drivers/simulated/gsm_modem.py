@@ -35,7 +35,9 @@ Fault injection, each a method (and most a scenario entry):
   device that re-enumerates under a new node).
 * ``hang(cured_by=...)`` stops answering anything until the named recovery
   (``reset``: ``AT+CFUN=1,1``; ``power_key``; ``power_cut``; ``never``);
-  ``power_key_pulse()`` / ``power_cut()`` are what the board would do.
+  ``power_key_pulse()`` / ``power_cut()`` are what the board would do;
+  ``power_off()`` / ``power_on()`` are the same in halves, for a board whose
+  pins it follows (``gsm_power.BoardPinFollower``).
 * ``set_registration(stat)`` changes the network registration (+CREG URCs
   as enabled); ``deliver_sms(pdu)`` stores a message and announces it with
   ``+CMTI``; a full SIM refuses it.
@@ -259,6 +261,31 @@ class SimulatedGsmModem(SimulatedAtCommands):
     def power_cut(self, off_s: float = POWER_OFF_S) -> bool:
         """The board cut the supply for ``off_s``; False if it stayed hung (``Cure.NEVER``)."""
         return self._power_cycle(Cure.POWER_CUT, off_s)
+
+    @property
+    def powered(self) -> bool:
+        """Whether the modem is on (a power key's off pulse or a cut supply turn it off)."""
+        return self._powered
+
+    def power_off(self, strength: Cure = Cure.POWER_KEY) -> bool:
+        """Switched off by the board (``POWER_KEY``: its key's off pulse; ``POWER_CUT``: its
+        supply): silent, call lost, until :meth:`power_on`. False if it is hung harder than
+        ``strength`` reaches (it stays on, hung)."""
+        with self._lock:
+            if self._stopped.is_set() or (self._hung is not None and self._hung > strength):
+                return False
+            self._hung = None
+            self._powered = False
+            self._end_live_call(CallOutcome.LOST)
+        return True
+
+    def power_on(self) -> None:
+        """Switched on by the board (its key's on pulse, its supply back): it boots."""
+        with self._lock:
+            if self._powered or self._stopped.is_set():
+                return
+            self._powered = True
+            self._restart()
 
     def set_registration(self, status: int) -> None:
         """Network registration (27.007 <stat>: 1 home, 2 searching, 3 denied, 5 roaming)."""

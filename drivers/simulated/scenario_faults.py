@@ -27,7 +27,9 @@ One table per fault, ``kind`` saying which, in seconds from the start::
 
 A hung modem stays hung unless the gateway's recovery ladder reaches it; in
 a standalone ``edge112 sim gsm`` nothing cuts its power, so ``cured_by``
-``reset`` is the one a gateway can cure there.
+``reset`` is the one a gateway can cure there, unless the modem follows a
+simulated board's power pins (``--board-state``, ``[board.modems.<line>]
+model = "simulated"``).
 """
 
 from __future__ import annotations

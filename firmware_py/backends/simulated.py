@@ -22,7 +22,13 @@ State file layout::
     {"backend": "simulated", "pid": 1234, "changes": 17, "updated": 1767225600.5,
      "outputs": {"led_ready": true, ...},      # logical: true = active (LED lit)
      "levels": {"led_ready": true, ...},       # electrical: true = high
-     "inputs": {"button": false}}
+     "inputs": {"button": false},
+     "edges": {"led_ready": 3, ...}}           # changes per output: pulses a reader missed
+
+A simulated modem follows its power pins (``power_key_<line>``,
+``power_enable_<line>``, ``reset_<line>``) through ``add_listener`` in one
+process or this state file in another:
+``drivers.simulated.gsm_power.BoardPinFollower``.
 """
 
 from __future__ import annotations
@@ -66,6 +72,7 @@ class SimulatedBackend(BoardBackend):
         self._vanished = False
         self._lock = threading.Lock()
         self._changes = 0
+        self._edges: dict[str, int] = {}  # changes per pin
         self._state_file = Path(options.state_file) if options.state_file else None
 
     # ------------------------------------------------------------ the contract
@@ -93,6 +100,7 @@ class SimulatedBackend(BoardBackend):
             self.levels[spec.name] = level
             if changed:
                 self._changes += 1
+                self._edges[spec.name] = self._edges.get(spec.name, 0) + 1
                 self.history.append((time.monotonic(), spec.name, level))
                 del self.history[:-HISTORY_MAX]
             listeners = list(self._listeners)
@@ -183,6 +191,11 @@ class SimulatedBackend(BoardBackend):
                     name: self._inputs.get(name, False)
                     for name, spec in self.specs.items()
                     if spec.is_input
+                },
+                "edges": {
+                    name: self._edges.get(name, 0)
+                    for name, spec in self.specs.items()
+                    if not spec.is_input
                 },
             }
 

@@ -29,6 +29,8 @@ def test_defaults_fill_what_is_left_out() -> None:
     assert config.mqtt.inflight_window == 20
     assert config.outbox.max_bytes == 512 * 1024 * 1024
     assert config.modems == ()
+    modem = parse_config(MINIMAL + "[[modems]]\nname = 'gsm0'\nport = '/dev/x'\n").modems[0]
+    assert modem.metrics_interval_s == 300.0  # line.metrics every five minutes
 
 
 @pytest.mark.parametrize(
@@ -63,6 +65,11 @@ def test_defaults_fill_what_is_left_out() -> None:
             MINIMAL + "[[modems]]\nname='a'\nport='/dev/x'\naudio_port=3\n",
             "modems[0].audio_port",
             "non-empty string",
+        ),
+        (
+            MINIMAL + "[[modems]]\nname='a'\nport='/dev/x'\nmetrics_interval_s=1\n",
+            "modems[0].metrics_interval_s",
+            "from 10 to 86400",
         ),
     ],
 )

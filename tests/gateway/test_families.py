@@ -86,7 +86,11 @@ class LoopFamily(LineFamily[LoopSettings]):
         return LoopSettings(**validate_entry(source, key, entry, keys, ("name",)))
 
     def build_driver(
-        self, settings: LoopSettings, emit: Emit, audio_sink_factory: AudioSinkFactory | None
+        self,
+        settings: LoopSettings,
+        emit: Emit,
+        audio_sink_factory: AudioSinkFactory | None,
+        power: object | None = None,
     ) -> LineDriver:
         return LoopDriver(settings, emit)
 
@@ -196,7 +200,7 @@ def test_a_family_registered_at_run_time_validates_its_section_and_builds_driver
             "loops[0].name",
             "duplicate loop name 'l' (also modems[0].name)",
         ),
-        ("[loopz]\n", "loopz", "known sections: audio, board, gateway, loops, modems"),
+        ("[loopz]\n", "loopz", "known sections: audio, board, desk, gateway, loops, modems"),
     ],
 )
 def test_a_family_section_names_each_mistake_exactly(
