@@ -48,6 +48,7 @@ CERT_EXPIRY_WARN_DAYS = 30
 DISK_FAIL_MB = 64.0
 BACKLOG_AGE_WARN_S = 300.0
 MODEM_MANAGER = "ModemManager"
+DEFAULT_MIN_SIGNAL_DBM = -105  # weaker than this, calls drop (GSM sensitivity is about -108)
 
 
 @dataclass
@@ -164,21 +165,6 @@ def check_serial_ports(config: Config, report: Report) -> None:
         else:
             held = f" (held by {', '.join(others)})" if others else ""
             report(Check("serial", PASS, f"{where} present{held}"))
-
-
-def check_modem_manager(report: Report) -> None:
-    if _running(MODEM_MANAGER):
-        report(
-            Check(
-                "modemmanager",
-                WARN,
-                "ModemManager is running: it probes serial ports",
-                "the edge112 udev rules keep it off the modems; or "
-                "`systemctl disable --now ModemManager` if nothing else needs it",
-            )
-        )
-    else:
-        report(Check("modemmanager", PASS, "ModemManager is not running"))
 
 
 def check_clock(report: Report) -> None:
@@ -400,20 +386,20 @@ def check_backlog(config: Config, report: Report) -> None:
 
 
 def check_service(config: Config, report: Report) -> dict[str, Any] | None:
-    from gateway.status import read_status, staleness
+    from gateway.status import live_status, read_status, staleness
 
-    found = read_status(config.outbox.path)
-    live = None
-    if found is None:
-        message, result = "no status file: the gateway has not run here", WARN
-    elif (stale := staleness(found[1])) is not None:
-        message, result = stale, WARN
-    else:
-        live = found[1]
+    live, where = live_status(config)
+    if live is not None:
         healthy = live.get("healthy")
         result = PASS if healthy else FAIL
         problems = "; ".join(live.get("problems", []))
-        message = f"running (pid {live.get('pid')})" + ("" if healthy else f": {problems}")
+        message = f"running (pid {live.get('pid')}, {where})" + ("" if healthy else f": {problems}")
+    elif (found := read_status(config.outbox.path)) is None:
+        message, result = f"not running: {where}; no status file either", WARN
+    else:
+        stale = staleness(found[1])
+        message = f"{stale or 'the status file is fresh'}, but {where}"
+        result = WARN
     systemctl = shutil.which("systemctl")
     if systemctl and Path("/run/systemd/system").is_dir():
         state = subprocess.run(
@@ -428,23 +414,45 @@ def check_service(config: Config, report: Report) -> dict[str, Any] | None:
     return live
 
 
-def run_doctor(path: str, report: Report) -> list[Check]:
+Progress = Callable[[str], None]
+
+
+def run_doctor(
+    path: str,
+    report: Report,
+    progress: Progress = lambda _: None,
+    min_signal_dbm: int = DEFAULT_MIN_SIGNAL_DBM,
+) -> list[Check]:
+    """Every check in order; ``progress(what)`` as each starts (``cmd_doctor``: stderr)."""
+    from gateway.doctor_lines import check_modem_manager_ports, check_modems, check_spans
+
     checks: list[Check] = []
 
     def keep(check: Check) -> None:
         checks.append(check)
         report(check)
 
+    progress(f"config {path}")
     config = check_config(path, keep)
     if config is None:
         return checks
+    progress("service (control socket, status file)")
     live = check_service(config, keep)
+    progress("serial ports")
     check_serial_ports(config, keep)
-    check_modem_manager(keep)
+    progress("ModemManager")
+    check_modem_manager_ports(config, keep)
+    check_modems(config, keep, live, progress, min_signal_dbm)
+    check_spans(config, keep, live, progress)
+    progress("clock")
     check_clock(keep)
+    progress(f"broker {config.mqtt.url}")
     check_broker(config, keep)
+    progress("disk")
     check_disk(config, keep)
+    progress("board")
     check_board(config, keep, live)
+    progress("backlog")
     check_backlog(config, keep)
     return checks
 
@@ -457,9 +465,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         if check.fix and check.result != PASS:
             print(f"      {'':13} fix: {check.fix}", flush=True)
 
-    if not args.json:
-        print(f"edge112 doctor: checking {args.config} and this machine ...", flush=True)
-    checks = run_doctor(args.config, show)
+    def progress(what: str) -> None:
+        print(f"edge112 doctor: checking {what} ...", file=sys.stderr, flush=True)
+
+    checks = run_doctor(args.config, show, progress, args.min_signal_dbm)
     failed = [c for c in checks if c.result == FAIL]
     warned = [c for c in checks if c.result == WARN]
     if args.json:
@@ -469,70 +478,23 @@ def cmd_doctor(args: argparse.Namespace) -> int:
             f"{len(checks) - len(failed) - len(warned)} passed, {len(warned)} warning(s), "
             f"{len(failed)} failed"
         )
-    return 1 if failed else 0
-
-
-def cmd_status(args: argparse.Namespace) -> int:
-    from gateway.status import read_status, staleness
-
-    try:
-        config = load_config(args.config)
-    except ConfigError as error:
-        print(f"edge112: {error}", file=sys.stderr)
-        return 2
-    found = read_status(config.outbox.path)
-    if found is None:
-        print("edge112: the gateway is not running here (no status file)", file=sys.stderr)
-        return 1
-    path, document = found
-    stale = staleness(document)
-    if args.json:
-        print(json.dumps({"status_file": str(path), "stale": stale, **document}, indent=2))
-        return 1 if stale else 0
-    if stale:
-        print(f"NOT RUNNING: {stale} ({path})")
-    health = (
-        "healthy"
-        if document.get("healthy")
-        else "UNHEALTHY: " + "; ".join(document.get("problems", []))
-    )
-    print(
-        f"gateway   {document.get('gateway_id')} (region {document.get('region')}), "
-        f"pid {document.get('pid')}, since {document.get('started')}: {health}"
-    )
-    broker = document.get("broker", {})
-    link = "connected" if broker.get("connected") else f"NOT connected ({broker.get('last_error')})"
-    print(f"broker    {broker.get('url')}: {link}; {broker.get('acknowledged')} acknowledged")
-    outbox = document.get("outbox", {})
-    fault = outbox.get("storage_fault")
-    print(
-        f"backlog   {outbox.get('pending')} event(s) waiting"
-        + (f"; STORAGE FAULT: {fault}" if fault else "")
-    )
-    print(f"calls     {document.get('calls_in_progress')} in progress")
-    for line in document.get("lines", []):
-        call = line.get("call")
-        extra = f", call {call['state']}" if call else ""
-        print(f"  {line['line']:10} {line['state']:8} led {line['led']:8} {line['detail']}{extra}")
-    last = document.get("last_event")
-    if last:
-        print(f"last      {last.get('type')} at {last.get('ts')}")
-    for alarm in document.get("alarms", [])[-5:]:
-        print(f"alarm     {alarm['ts']} {alarm['severity']} {alarm['code']}: {alarm['message']}")
-    board = document.get("board", {})
-    print(f"board     {board.get('describe')}")
-    clock = document.get("clock_synchronised")
-    print(f"clock     {'synchronised' if clock else 'NOT synchronised' if clock is False else '?'}")
-    print(f"updated   {document.get('updated')} ({path})")
-    return 1 if stale else 0
+    return 1 if failed or warned else 0
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from gateway.status import cmd_status
+
     doctor = commands.add_parser("doctor", help="check this installation, PASS/WARN/FAIL")
     doctor.add_argument("--config", default="/etc/edge112/edge112.toml")
     doctor.add_argument("--json", action="store_true")
+    doctor.add_argument(
+        "--min-signal-dbm",
+        type=int,
+        default=DEFAULT_MIN_SIGNAL_DBM,
+        help=f"a modem's signal below this WARNs (default {DEFAULT_MIN_SIGNAL_DBM})",
+    )
     doctor.set_defaults(func=cmd_doctor)
     status = commands.add_parser("status", help="the running gateway's state")
     status.add_argument("--config", default="/etc/edge112/edge112.toml")
     status.add_argument("--json", action="store_true")
-    status.set_defaults(func=cmd_status)
+    status.set_defaults(func=cmd_status)  # gateway.status

@@ -13,8 +13,12 @@ loop tick (at most every 5 s, and on start and stop)::
                                         mode 0640, readable by the edge112 group
     <outbox directory>/status.json      otherwise (a development run)
 
-``edge112 status --config FILE`` reads the freshest of those candidates and
-says when the file is stale (the daemon gone or hung). File layout::
+``edge112 status --config FILE`` asks the running gateway over its control
+socket (``gateway.control``: the same document, live) and, when that fails,
+reads the freshest of those candidates and says when the file is stale (the
+daemon gone or hung) and when it was written; exit 1 when the gateway is
+not running or its status is stale. Layout (``--json`` adds ``source``
+``control_socket`` or ``status_file``, ``where`` and ``stale``)::
 
     {"format": 1, "gateway_id": "bontang-01", "region": "64.74", "pid": 812,
      "version": "0.1.0", "started": "2026-...Z", "updated": "2026-...Z",
@@ -35,10 +39,12 @@ says when the file is stale (the daemon gone or hung). File layout::
 
 from __future__ import annotations
 
+import argparse
 import collections
 import contextlib
 import json
 import os
+import sys
 import threading
 import time
 from datetime import UTC, datetime
@@ -46,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from firmware_py.leds import LineLed
+from gateway.config import Config, ConfigError, load_config
 from gateway.events import (
     CallAbandoned,
     CallAnswered,
@@ -220,3 +227,87 @@ def staleness(document: dict[str, Any], now: float | None = None) -> str | None:
     if age > STALE_AFTER_INTERVALS * interval + 1:
         return f"the status is {age:.0f} s old (written every {interval:g} s): the gateway hangs"
     return None
+
+
+# ---------------------------------------------------------------- edge112 status
+
+
+def live_status(config: Config) -> tuple[dict[str, Any] | None, str]:
+    """``(document, where)`` from the control socket, or ``(None, why not)``."""
+    from gateway.control import ControlSocketError, control_socket_path, request
+
+    path = control_socket_path(config.gateway.control_socket, config.outbox.path)
+    try:
+        return request(path), f"live from {path}"
+    except ControlSocketError as error:
+        return None, str(error)
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """``edge112 status [--json]``: the control socket first, the status file when it fails."""
+    try:
+        config = load_config(args.config)
+    except ConfigError as error:
+        print(f"edge112: {error}", file=sys.stderr)
+        return 2
+    document, where = live_status(config)
+    stale: str | None = None
+    if document is not None:
+        source = {"source": "control_socket", "where": where, "stale": None}
+    else:
+        found = read_status(config.outbox.path)
+        if found is None:
+            print(
+                f"edge112: the gateway is not running here: {where}, and no status file "
+                f"({', '.join(map(str, status_candidates(config.outbox.path)))})",
+                file=sys.stderr,
+            )
+            return 1
+        path, document = found
+        stale = staleness(document)
+        source = {"source": "status_file", "where": str(path), "stale": stale}
+        if not args.json:
+            note = f"NOT RUNNING: {stale}" if stale else "from the status file"
+            print(f"{note} ({path}, written {document.get('updated')}; {where})")
+    if args.json:
+        print(json.dumps({**source, **document}, indent=2))
+    else:
+        print_status(document, str(source["where"]))
+    return 1 if stale else 0
+
+
+def print_status(document: dict[str, Any], where: str) -> None:
+    health = (
+        "healthy"
+        if document.get("healthy")
+        else "UNHEALTHY: " + "; ".join(document.get("problems", []))
+    )
+    print(
+        f"gateway   {document.get('gateway_id')} (region {document.get('region')}), "
+        f"pid {document.get('pid')}, since {document.get('started')}: {health}"
+    )
+    broker = document.get("broker", {})
+    link = "connected" if broker.get("connected") else f"NOT connected ({broker.get('last_error')})"
+    print(f"broker    {broker.get('url')}: {link}; {broker.get('acknowledged')} acknowledged")
+    outbox = document.get("outbox", {})
+    fault = outbox.get("storage_fault")
+    print(
+        f"backlog   {outbox.get('pending')} event(s) waiting"
+        + (f"; STORAGE FAULT: {fault}" if fault else "")
+    )
+    print(f"calls     {document.get('calls_in_progress')} in progress")
+    for line in document.get("lines", []):
+        call = line.get("call")
+        extra = f", call {call['state']}" if call else ""
+        print(f"  {line['line']:10} {line['state']:8} led {line['led']:8} {line['detail']}{extra}")
+    last = document.get("last_event")
+    if last:
+        print(f"last      {last.get('type')} at {last.get('ts')}")
+    for alarm in document.get("alarms", [])[-5:]:
+        print(f"alarm     {alarm['ts']} {alarm['severity']} {alarm['code']}: {alarm['message']}")
+    board = document.get("board", {})
+    print(f"board     {board.get('describe')}")
+    clock = document.get("clock_synchronised")
+    print(f"clock     {'synchronised' if clock else 'NOT synchronised' if clock is False else '?'}")
+    updated = f", updated {document['updated']}" if "updated" in document else ""
+    print(f"source    {where}{updated}")
