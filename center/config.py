@@ -23,29 +23,14 @@ from gateway.config import (
     check_string,
     validate_table,
 )
-from gateway.events import CallCategory
+from gateway.events import DEFAULT_AGENCIES, CallCategory  # shared with the gateway
 
 EXAMPLE_CONFIG = Path(__file__).with_name("center.example.toml")
 
-# Escalation targets of Indonesian 112 centers (OPD and vertical agencies).
-DEFAULT_AGENCIES = (
-    "damkar",  # Pemadam Kebakaran
-    "bpbd",  # Badan Penanggulangan Bencana Daerah
-    "dinkes",  # Dinas Kesehatan (ambulance)
-    "rsud",  # Rumah Sakit Umum Daerah
-    "polri",  # Polres / Polsek
-    "tni",
-    "satpol_pp",
-    "dishub",
-    "dinsos",
-    "pln",
-    "pdam",
-    "dlhk",
-    "basarnas",
-)
 DESK_CATEGORIES = tuple(category.value for category in CallCategory)
 
 _IDENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
+_SHARE_GROUP = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_-]{0,63})?$")  # empty: no shared subscription
 _AGENCY = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 _OFFSET = re.compile(r"^[+-](\d{2}):(\d{2})$")
 
@@ -72,7 +57,8 @@ class CenterMqttSettings(MqttEndpoint):
     ca_file: str | None = None
     cert_file: str | None = None
     key_file: str | None = None
-    share_group: str = "center"  # $share/<group>/...: workers of one group split the feed
+    share_group: str = "center"  # $share/<group>/...: workers of one group split the feed;
+    # "" subscribes plainly (one worker): mosquitto 2.0.11 restores that across its restart
     session_expiry_s: int = 3600  # the broker keeps a killed worker's messages this long
     receive_maximum: int = 1000  # unacknowledged messages the broker may send at once
     keepalive_s: int = 30
@@ -189,6 +175,13 @@ def _utc_offset(value: Any) -> str | None:
     return None
 
 
+def _share_group(value: Any) -> str | None:
+    if not isinstance(value, str) or not _SHARE_GROUP.match(value):
+        hint = "letters, digits, '-' or '_' (\"\": no shared subscription)"
+        return f"expected {hint}, got {value!r}"
+    return None
+
+
 def _agencies(value: Any) -> str | None:
     if not isinstance(value, list) or not value:
         return f"expected a non-empty list of agency codes, got {value!r}"
@@ -218,7 +211,7 @@ _SECTIONS: dict[str, dict[str, Check]] = {
         "ca_file": check_string(),
         "cert_file": check_string(),
         "key_file": check_string(),
-        "share_group": check_string(_IDENT, "letters, digits, '-' or '_'"),
+        "share_group": _share_group,
         "session_expiry_s": check_number(0, 2**32 - 1, integer=True),
         "receive_maximum": check_number(1, 65535, integer=True),
         "keepalive_s": check_number(5, 3600, integer=True),

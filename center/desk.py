@@ -23,10 +23,13 @@ counted twice). In one transaction the center:
         "call_id": "...", "agency": "damkar", "at": "...Z", "reference": "LP-0042",
         "center_id": "center-1"}
 
-The gateway side (subscribe to its command topic with a persistent session,
-turn a command into ``call.classified`` / ``call.escalated`` events in its
-outbox, the same ``command_id`` so the center can drop the echo) is not built
-yet; the center's side does not depend on it.
+The gateway side (``gateway.annotations``) subscribes to its command topics
+with a persistent session and turns each command into a ``call.classified`` /
+``call.escalated`` event in its outbox, ``annotation_id`` = the ``command_id``.
+Those events, and the ones a call-taker made at the gateway's own desk
+endpoint, come back through ingest: ``store_gateway_annotations`` stores each
+as an annotation (``source`` ``gateway``) unless its ``annotation_id`` is
+known, so the echo of a center command is not stored twice.
 """
 
 from __future__ import annotations
@@ -34,12 +37,14 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, or_, select
+from sqlalchemy import Connection, Engine, or_, select
 
+from center.ingest.validate import Incoming
 from center.storage import tables
 from center.storage.database import insert_for
 from gateway.events import SCHEMA_VERSION, TOPIC_ROOT, format_ts
@@ -83,6 +88,46 @@ class Annotation:
             "at": format_ts(self.at),
             "command_topic": self.command_topic,
         }
+
+
+ANNOTATION_EVENT_TYPES = ("call.classified", "call.escalated")
+
+
+def store_gateway_annotations(
+    connection: Connection, fresh: Sequence[Incoming], now: datetime
+) -> None:
+    """Annotations made or echoed by gateways (in the ingest transaction; idempotent)."""
+    annotations, calls = tables.call_annotations, tables.calls
+    for message in fresh:
+        if message.type not in ANNOTATION_EVENT_TYPES:
+            continue
+        data = message.data
+        classified = message.type == "call.classified"
+        at = datetime.strptime(data["at"], "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+        stored = connection.execute(
+            insert_for(connection, annotations)
+            .values(
+                annotation_id=data["annotation_id"],
+                call_id=data["call_id"],
+                kind="classification" if classified else "escalation",
+                category=data.get("category") if classified else None,
+                agency=None if classified else data.get("agency"),
+                reference=data.get("reference"),
+                at=at,
+                received_at=now,
+                source="gateway",
+            )
+            .on_conflict_do_nothing()
+        ).rowcount
+        if stored and classified:
+            connection.execute(
+                calls.update()
+                .where(
+                    calls.c.call_id == data["call_id"],
+                    or_(calls.c.desk_category_at.is_(None), calls.c.desk_category_at <= at),
+                )
+                .values(desk_category=data["category"], desk_category_at=at, updated_at=now)
+            )
 
 
 def command_topic(region: str, gateway_id: str, action: str) -> str:

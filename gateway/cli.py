@@ -190,11 +190,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     board_cli.register_sim(sim)
     board_cli.register(commands)
+    import gateway.annotate_cli as annotate_cli
+
+    annotate_cli.register(commands)
     doctor_cli.register(commands)
 
     from gateway.audio import cli as audio_cli
 
     audio_cli.register(commands)
+
+    from drivers.gsm import cli as gsm_cli  # light: the serial stack loads when a command runs
+
+    gsm_cli.register(commands)
 
     from drivers.e1 import cli as e1_cli  # light: the decoders load when a command runs
 

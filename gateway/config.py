@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from firmware_py.board_settings import BoardSettings, BoardSettingsError, parse_board_settings
+from gateway.events import DEFAULT_AGENCIES
 from gateway.families import FamilyUnavailableError, family_sections, get_family
 from gateway.lines import LineSettings
 
@@ -48,6 +49,7 @@ class GatewaySettings:
     id: str
     region: str
     log_level: str = "info"
+    control_socket: str | None = None  # gateway.control: default in the runtime directory
 
 
 class MqttEndpoint:
@@ -123,6 +125,29 @@ class AudioSettings:
 
 
 @dataclass(frozen=True)
+class DeskSettings:
+    """``[desk]``: the call-taker's classification and escalations (``gateway.annotations``)."""
+
+    listen: str | None = None  # "127.0.0.1:8112": the HTTP endpoint (gateway.desk_http); off
+    token_file: str | None = None  # the bearer token, one line (required with listen)
+    registry_path: str | None = None  # reported calls; default calls.db beside the outbox
+    retention_days: float = 7.0  # calls older than this can no longer be annotated
+    agencies: tuple[str, ...] = DEFAULT_AGENCIES
+    commands: bool = True  # take classify/escalate commands from the center over MQTT
+
+    @property
+    def host(self) -> str:
+        return (self.listen or "127.0.0.1:8112").rsplit(":", 1)[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int((self.listen or "127.0.0.1:8112").rsplit(":", 1)[1])
+
+    def registry_file(self, outbox_path: str) -> Path:
+        return Path(self.registry_path or Path(outbox_path).with_name("calls.db"))
+
+
+@dataclass(frozen=True)
 class Config:
     gateway: GatewaySettings
     mqtt: MqttSettings = field(default_factory=MqttSettings)
@@ -130,6 +155,7 @@ class Config:
     lines: tuple[LineSettings, ...] = ()  # every family's lines: ModemSettings, ...
     audio: AudioSettings = field(default_factory=AudioSettings)
     board: BoardSettings = field(default_factory=BoardSettings)  # [board]: firmware_py
+    desk: DeskSettings = field(default_factory=DeskSettings)  # [desk]: annotations
     source: str = "<defaults>"
 
     def lines_of(self, family: str) -> tuple[LineSettings, ...]:
@@ -227,6 +253,7 @@ _SECTIONS: dict[str, dict[str, Check]] = {
         "id": _string(_IDENT, "letters, digits, '-' or '_' (an MQTT topic level)"),
         "region": _string(_REGION, "a kode wilayah such as '64.74'"),
         "log_level": _choice("debug", "info", "warning", "error"),
+        "control_socket": _string(),
     },
     "mqtt": {
         "url": _mqtt_url,
@@ -251,7 +278,41 @@ _SECTIONS: dict[str, dict[str, Check]] = {
         "held_max": _number(1, 100_000, integer=True),
     },
     "audio": _AUDIO_KEYS,
+    "desk": {
+        "listen": lambda value: _listen(value),
+        "token_file": _string(),
+        "registry_path": _string(),
+        "retention_days": _number(0.01, 3650),
+        "agencies": lambda value: _agencies(value),
+        "commands": _boolean,
+    },
 }
+
+
+def _listen(value: Any) -> str | None:
+    hint = f"expected host:port such as '127.0.0.1:8112', got {value!r}"
+    if not isinstance(value, str) or ":" not in value:
+        return hint
+    port = value.rsplit(":", 1)[1]
+    if not port.isdigit() or not 1 <= int(port) <= 65535 or not value.rsplit(":", 1)[0]:
+        return hint
+    return None
+
+
+_AGENCY = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
+
+def _agencies(value: Any) -> str | None:
+    if not isinstance(value, list) or not value:
+        return f"expected a non-empty list of agency codes, got {value!r}"
+    for item in value:
+        if not isinstance(item, str) or not _AGENCY.match(item):
+            return f"expected lower-case agency codes such as 'damkar', got {item!r}"
+    if len(set(value)) != len(value):
+        return "an agency is listed twice"
+    return None
+
+
 _REQUIRED = {"gateway": ("id", "region")}
 
 
@@ -374,6 +435,12 @@ def parse_config(text: str, source: str = "<string>") -> Config:
             "audio.recordings_dir",
             "must not be the outbox's directory (the quota deletes files)",
         )
+    desk_table = dict(tables["desk"])
+    if "agencies" in desk_table:
+        desk_table["agencies"] = tuple(desk_table["agencies"])
+    desk = DeskSettings(**desk_table)
+    if desk.listen and not desk.token_file:
+        raise ConfigError(source, "desk.token_file", "required with desk.listen (bearer token)")
     return Config(
         gateway=GatewaySettings(**tables["gateway"]),
         audio=audio,
@@ -381,6 +448,7 @@ def parse_config(text: str, source: str = "<string>") -> Config:
         outbox=OutboxSettings(**tables["outbox"]),
         lines=lines,
         board=board,
+        desk=desk,
         source=source,
     )
 

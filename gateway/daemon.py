@@ -8,8 +8,10 @@ The board (``[board]``, ``firmware_py.board``) is opened here: its LEDs are
 driven by one ``LedController`` thread from the gateway's state, and
 ``Gateway.recovery`` (``firmware_py.recovery.ModemPowerControl``) is what a
 line's recovery ladder calls to pulse a modem's power key, reset it or cut
-its power. A board that cannot be opened degrades to ``none`` with a
-``board_unavailable`` alarm: no LED ever stops the gateway.
+its power: each line's driver gets a ``BoardModemPower`` of it (the ladder
+reports each step; the board control does not report it twice). A board
+that cannot be opened degrades to ``none`` with a ``board_unavailable``
+alarm: no LED ever stops the gateway.
 
 Liveness (what the watchdog ping vouches for): the outbox writer is alive
 and has not left a submitted event unresolved for ``WRITER_STUCK_S``; the
@@ -42,11 +44,13 @@ from firmware_py import watchdog
 from firmware_py.board import open_board
 from firmware_py.clock import clock_synchronised
 from firmware_py.leds import BoardView, GatewayLed, LedController
-from firmware_py.recovery import ModemPowerControl
+from firmware_py.recovery import BoardModemPower, ModemPowerControl
 from gateway import __version__
 from gateway.audio.contract import AudioSinkFactory
 from gateway.clock_watch import ClockWatch
 from gateway.config import Config
+from gateway.control import control_socket_path, start_control_server
+from gateway.desk import Desk
 from gateway.events import AlarmSeverity, Event, GatewayAlarm, encode, format_ts, topic_for
 from gateway.families import get_family
 from gateway.forwarder import Forwarder
@@ -68,19 +72,20 @@ DriverFactory = Callable[[LineSettings, Emit, AudioSinkFactory | None], LineDriv
 
 
 def family_driver_factory(
-    settings: LineSettings, emit: Emit, sinks: AudioSinkFactory | None
+    settings: LineSettings,
+    emit: Emit,
+    sinks: AudioSinkFactory | None,
+    power: BoardModemPower | None = None,
 ) -> LineDriver:
     """The line's driver, built by its family; audio sinks only for a line that has audio."""
     family = get_family(settings.FAMILY)
-    return family.build_driver(settings, emit, sinks if settings.wants_audio else None)
+    return family.build_driver(settings, emit, sinks if settings.wants_audio else None, power)
 
 
 class Gateway:
     """One gateway: an outbox, a forwarder and a driver per configured line."""
 
-    def __init__(
-        self, config: Config, driver_factory: DriverFactory = family_driver_factory
-    ) -> None:
+    def __init__(self, config: Config, driver_factory: DriverFactory | None = None) -> None:
         self.config = config
         gateway_id, region = config.gateway.id, config.gateway.region
         self.outbox = Outbox(
@@ -94,6 +99,7 @@ class Gateway:
             on_unkept=self._publish_unkept,
         )
         self.forwarder = Forwarder(self.outbox, config.mqtt, gateway_id=gateway_id, region=region)
+        self.desk = Desk(config, self.outbox, self.forwarder, self.submit)  # [desk]: annotations
         self.clock = ClockWatch(mark=self._mark_clock, emit=self.emit)
         self.status = StatusTracker([line.name for line in config.lines])
         self._unresolved: collections.deque[tuple[float, Submission]] = collections.deque()
@@ -104,12 +110,20 @@ class Gateway:
         self._backlog_at = 0.0
         self.board = open_board(config.board, on_alarm=self._board_alarm)
         modems = {wiring.line: wiring for wiring in config.board.modems}
-        self.recovery = ModemPowerControl(self.board, modems, self.emit)
+        self._power_stop = threading.Event()  # set on stop: a power action's waits end
+        self.recovery = ModemPowerControl(self.board, modems, self.emit, stop=self._power_stop)
         self.leds = LedController(
             self.board, self.board_view, backlog_warn=config.board.backlog_warn
         )
         sinks = self._audio_sinks() if any(line.wants_audio for line in config.lines) else None
-        self.drivers = [driver_factory(line, self.submit, sinks) for line in config.lines]
+        self.drivers = [
+            driver_factory(line, self.submit, sinks)
+            if driver_factory is not None
+            else family_driver_factory(
+                line, self.submit, sinks, BoardModemPower(self.recovery, line.name)
+            )
+            for line in config.lines
+        ]
 
     def _audio_sinks(self) -> AudioSinkFactory:
         """One audio pipeline factory (one recording store, one prompt) for every line."""
@@ -155,6 +169,7 @@ class Gateway:
     def start(self) -> None:
         self.leds.start()
         self.clock.check()  # before any event: a 1970 clock is marked from the first one
+        self.desk.start()
         self.forwarder.start()
         for driver in self.drivers:
             driver.start()
@@ -303,7 +318,9 @@ class Gateway:
 
     def stop(self) -> None:
         self._running = False
+        self._power_stop.set()
         self.stop_drivers()
+        self.desk.stop()
         self.leds.stop()
         self.board.close()
         self.outbox.flush(timeout=STOP_TIMEOUT_S / 2)
@@ -336,7 +353,7 @@ def stop_on_signals() -> threading.Event:
 
 def run(
     config: Config,
-    driver_factory: DriverFactory = family_driver_factory,
+    driver_factory: DriverFactory | None = None,
     stopping: threading.Event | None = None,
 ) -> int:
     """``edge112 run``: start, serve until SIGTERM/SIGINT, stop cleanly."""
@@ -348,6 +365,10 @@ def run(
     interval = min(watchdog.watchdog_interval_s() or STATUS_INTERVAL_S, STATUS_INTERVAL_S)
     status_path = runtime_status_path(config.outbox.path)
     _write_status(gateway, status_path, [], interval)
+    control = start_control_server(
+        control_socket_path(config.gateway.control_socket, config.outbox.path),
+        lambda: {**gateway.status_document(gateway.problems(), interval), "stopped": False},
+    )
     while not stopping.wait(interval):
         gateway.clock.check()
         problems = gateway.check_health()
@@ -361,6 +382,8 @@ def run(
         _write_status(gateway, status_path, problems, interval)
         _take_locate_request(gateway, status_path.with_name(LOCATE_REQUEST))
     watchdog.notify("STOPPING=1")
+    if control is not None:
+        control.close()
     gateway.stop()
     _write_status(gateway, status_path, ["stopped"], interval, stopped=True)
     return 0

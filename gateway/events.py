@@ -50,6 +50,10 @@ class EventType(StrEnum):
     SMS_INVALID = "sms.invalid"
     LOCATION_AML = "location.aml"
     GATEWAY_ALARM = "gateway.alarm"
+    LINE_READINESS = "line.readiness"
+    LINE_METRICS = "line.metrics"
+    CALL_CLASSIFIED = "call.classified"
+    CALL_ESCALATED = "call.escalated"
 
 
 class Priority(IntEnum):
@@ -85,6 +89,32 @@ class CallCategory(StrEnum):
     PRANK = "prank"  # (operator)
     GHOST = "ghost"  # answered, nobody spoke: set by the gateway from the audio
     TERPUTUS = "terputus"  # ended before an answer: set by the gateway
+
+
+# Escalation targets of Indonesian 112 centers (OPD and vertical agencies): the codes the
+# gateway's desk endpoint and the center's desk API accept by default (``[desk] agencies``).
+DEFAULT_AGENCIES = (
+    "damkar",  # Pemadam Kebakaran
+    "bpbd",  # Badan Penanggulangan Bencana Daerah
+    "dinkes",  # Dinas Kesehatan (ambulance)
+    "rsud",  # Rumah Sakit Umum Daerah
+    "polri",  # Polres / Polsek
+    "tni",
+    "satpol_pp",
+    "dishub",
+    "dinsos",
+    "pln",
+    "pdam",
+    "dlhk",
+    "basarnas",
+)
+
+
+class AnnotationSource(StrEnum):
+    """Where a call-taker's classification or escalation entered the gateway."""
+
+    LOCAL = "local"  # the gateway's desk endpoint (HTTP or ``edge112 annotate``)
+    CENTER = "center"  # a command from the regional center (its ``command_id`` is carried)
 
 
 class InterfaceSide(StrEnum):
@@ -140,6 +170,9 @@ class Event:
 
     TYPE: ClassVar[EventType]
     PRIORITY: ClassVar[Priority] = Priority.EMERGENCY
+    # Also published retained on this topic under the gateway's root (``retained_topic``),
+    # formatted with ``data``: the latest state per key stays on the broker.
+    RETAINED_AS: ClassVar[str | None] = None
     OMITTED_WHEN_NONE: ClassVar[frozenset[str]] = frozenset()
 
     event_id: str = field(default_factory=uuid7_str)
@@ -292,6 +325,44 @@ class LineStatus(Event):
     signal_dbm: int | None = None
 
 
+@dataclass(frozen=True, kw_only=True)
+class LineReadiness(Event):
+    """Whether a line can take calls, and why not (``drivers.gsm.probe``); sent on change,
+    and kept retained per line on ``.../line/{line}/readiness``."""
+
+    TYPE = EventType.LINE_READINESS
+    RETAINED_AS = "line/{line}/readiness"
+    line: str
+    ready: bool
+    reasons: list[str]  # empty when ready: sim_pin_required, not_registered:denied, no_signal...
+    modem: str | None  # manufacturer and model
+    imei: str | None
+    iccid: str | None
+    sim_state: str | None
+    registration: str | None
+    operator: str | None
+    operator_code: str | None  # MCC+MNC
+    rat: str | None  # gsm, umts, lte, nr
+    ims: str | None  # registered, not_registered, disabled; null when not known
+
+
+@dataclass(frozen=True, kw_only=True)
+class LineMetrics(Event):
+    """Radio measurements of one line, every ``metrics_interval_s`` (telemetry)."""
+
+    TYPE = EventType.LINE_METRICS
+    PRIORITY = Priority.TELEMETRY
+    line: str
+    ready: bool
+    registration: str | None
+    rat: str | None
+    operator_code: str | None
+    signal_dbm: int | None  # from +CSQ
+    rsrp_dbm: float | None
+    rsrq_db: float | None
+    sinr_db: float | None
+
+
 class RecoveryAction(StrEnum):
     """What the board did to bring a hung modem back (``firmware_py.recovery``)."""
 
@@ -435,6 +506,42 @@ class GatewayAlarm(Event):
     detail: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, kw_only=True)
+class CallClassified(Event):
+    """The call-taker classified a call this gateway reported (``gateway.annotations``).
+
+    ``annotation_id`` identifies the decision (the center's ``command_id`` when it came
+    as a command, so the center drops the echo); the newest ``at`` of a call wins.
+    """
+
+    TYPE = EventType.CALL_CLASSIFIED
+    call_id: str
+    line: str
+    category: CallCategory
+    at: str  # when the call-taker decided it, UTC, RFC 3339
+    reference: str | None
+    annotation_id: str
+    source: AnnotationSource
+    command_id: str | None  # source center: the command's id (equal to annotation_id)
+    center_id: str | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallEscalated(Event):
+    """The call-taker handed a call this gateway reported to an agency (Damkar, BPBD, ...)."""
+
+    TYPE = EventType.CALL_ESCALATED
+    call_id: str
+    line: str
+    agency: str  # a code from [desk] agencies (gateway.events.DEFAULT_AGENCIES by default)
+    at: str
+    reference: str | None  # the agency's ticket or any free text
+    annotation_id: str
+    source: AnnotationSource
+    command_id: str | None
+    center_id: str | None
+
+
 EVENT_CLASSES: dict[EventType, type[Event]] = {
     cls.TYPE: cls
     for cls in (
@@ -447,16 +554,39 @@ EVENT_CLASSES: dict[EventType, type[Event]] = {
         LineStatus,
         LineRecovery,
         GatewayAlarm,
+        LineReadiness,
+        LineMetrics,
         LineReset,
         SmsReceived,
         SmsInvalid,
         LocationAml,
+        CallClassified,
+        CallEscalated,
     )
 }
 
 
 def topic_for(region: str, gateway_id: str, event_type: str) -> str:
     return f"{TOPIC_ROOT}/{region}/{gateway_id}/event/{event_type}"
+
+
+def retained_topic(
+    region: str, gateway_id: str, event_type: str, data: dict[str, Any]
+) -> str | None:
+    """Where an event of ``event_type`` is also published retained; None for most types."""
+    cls = EVENT_CLASSES.get(event_type)  # type: ignore[call-overload]
+    if cls is None or cls.RETAINED_AS is None:
+        return None
+    try:
+        suffix = cls.RETAINED_AS.format(**data)
+    except (KeyError, IndexError, ValueError):
+        return None
+    return f"{TOPIC_ROOT}/{region}/{gateway_id}/{suffix}"
+
+
+RETAINED_TYPES = frozenset(
+    event_type.value for event_type, cls in EVENT_CLASSES.items() if cls.RETAINED_AS is not None
+)
 
 
 def status_topic(region: str, gateway_id: str) -> str:

@@ -28,12 +28,21 @@ session queue on its own, paho #492)::
   read is tried again; the reader is reopened when the outbox reopens its file.
 * Nothing here touches paho from another thread: other threads only write a
   byte to the wake-up pipe.
+* Desk commands from the center (``take_commands``, ``gateway.annotations``):
+  the session is then persistent (MQTT 5 clean start off with a session expiry
+  of ``COMMAND_SESSION_EXPIRY_S``; 3.1.1 clean session off), the forwarder
+  subscribes to ``edge112/v1/{region}/{gateway_id}/command/#`` at QoS 1 and
+  hands each message to the handler with an ``ack``. Acks are manual (paho
+  ``manual_ack``): the handler calls ``ack`` from any thread once the event is
+  committed; the PUBACK is sent by this thread. A command not acked when the
+  connection drops is redelivered by the broker.
 """
 
 from __future__ import annotations
 
 import collections
 import contextlib
+import json
 import logging
 import os
 import random
@@ -43,16 +52,24 @@ import sqlite3
 import ssl
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode, MQTTProtocolVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from gateway.config import MqttSettings
-from gateway.events import Priority, status_topic
+from gateway.events import (
+    RETAINED_TYPES,
+    TOPIC_ROOT,
+    Priority,
+    retained_topic,
+    status_topic,
+)
 from gateway.outbox import Outbox
 from gateway.outbox_reader import OutboxReader, PendingRow
 
@@ -66,6 +83,9 @@ STATUS_GOODBYE_S = 0.5  # then wait this long for the broker to take the retaine
 MISC_INTERVAL_S = 1.0
 MEMORY_TAIL_MAX = 5_000  # rows held in memory per priority before falling back to the database
 FRESH_MAX = 10_000  # committed rows waiting for the forwarder thread to pick them up
+COMMAND_SESSION_EXPIRY_S = 7 * 24 * 3600  # the broker keeps commands for an offline gateway
+
+CommandHandler = Callable[[str, bytes, Callable[[], None]], None]  # (topic, payload, ack)
 
 
 class SessionEnded(Exception):
@@ -164,12 +184,22 @@ class Forwarder:
         self._thread = threading.Thread(target=self._run, name="mqtt-forwarder", daemon=True)
         self._fresh: collections.deque[PendingRow] = collections.deque()  # from the writer
         self._fresh_dropped = False
+        self._command_handler: CommandHandler | None = None
+        self._command_acks: collections.deque[tuple[int, int, int]] = collections.deque()
         outbox.add_commit_listener(self._on_commit)
 
     # ------------------------------------------------------------ other threads
 
     def start(self) -> None:
         self._thread.start()
+
+    def take_commands(self, handler: CommandHandler) -> None:
+        """Subscribe to this gateway's command topics (call before ``start``)."""
+        self._command_handler = handler
+
+    def _ack_later(self, session_id: int, mid: int, qos: int) -> None:
+        self._command_acks.append((session_id, mid, qos))
+        self.wake()
 
     @property
     def alive(self) -> bool:
@@ -251,8 +281,9 @@ class Forwarder:
             CallbackAPIVersion.VERSION2,
             client_id=self.client_id,
             protocol=MQTTProtocolVersion.MQTTv5 if v5 else MQTTProtocolVersion.MQTTv311,
-            clean_session=None if v5 else True,
+            clean_session=None if v5 else self._command_handler is None,
             reconnect_on_failure=False,
+            manual_ack=self._command_handler is not None,
         )
         client.connect_timeout = 5.0
         client.max_inflight_messages_set(self.settings.inflight_window)
@@ -272,7 +303,10 @@ class Forwarder:
         client = self._new_client()
         kwargs: dict[str, Any] = {"keepalive": self.settings.keepalive_s}
         if self.settings.protocol == "5":
-            kwargs["clean_start"] = True
+            kwargs["clean_start"] = self._command_handler is None
+            if self._command_handler is not None:
+                kwargs["properties"] = Properties(PacketTypes.CONNECT)
+                kwargs["properties"].SessionExpiryInterval = COMMAND_SESSION_EXPIRY_S
         client.connect(self.settings.host, self.settings.port, **kwargs)
         raw_sock = client.socket()
         if not isinstance(raw_sock, socket.socket):
@@ -288,6 +322,9 @@ class Forwarder:
             self.stats.connected_since = time.time()
             log.info("connected to %s", self.settings.url)
             session.status_mids.add(self._publish(session, self._status_topic, STATUS_ONLINE, True))
+            if self._command_handler is not None:
+                commands = f"{TOPIC_ROOT}/{self.region}/{self.gateway_id}/command/#"
+                session.client.subscribe(commands, qos=1)
             self._pump(session, reader)
         finally:
             self.stats.inflight = 0
@@ -307,6 +344,15 @@ class Forwarder:
 
         session.client.on_connect = on_connect
         session.client.on_publish = on_publish
+        handler, session_id = self._command_handler, self._session_id
+        if handler is not None:
+
+            def on_command(_client: mqtt.Client, _userdata: Any, message: mqtt.MQTTMessage) -> None:
+                mid, qos = message.mid, message.qos
+                payload = bytes(message.payload)
+                handler(message.topic, payload, lambda: self._ack_later(session_id, mid, qos))
+
+            session.client.on_message = on_command
 
     def _await_connack(self, session: _Session) -> None:
         deadline = time.monotonic() + CONNACK_TIMEOUT_S
@@ -371,6 +417,19 @@ class Forwarder:
             for row in rows:
                 session.inflight[self._publish(session, row.topic, row.payload, False)] = row.seq
                 session.cursors[priority] = row.seq
+                if row.type in RETAINED_TYPES:
+                    self._publish_retained_copy(session, row)
+
+    def _publish_retained_copy(self, session: _Session, row: PendingRow) -> None:
+        """An event of a type marked ``RETAINED_AS`` (line.readiness) also goes out retained
+        on its state topic; that copy's PUBACK releases nothing (the event topic's does)."""
+        try:
+            data = json.loads(row.payload)["data"]
+        except (ValueError, KeyError, TypeError):
+            return
+        topic = retained_topic(self.region, self.gateway_id, row.type, data)
+        if topic is not None:
+            session.status_mids.add(self._publish(session, topic, row.payload, True))
 
     def _send_held(self, session: _Session) -> None:
         """Publish (seq 0, from memory) the events the outbox holds and has not stored yet."""
@@ -459,6 +518,10 @@ class Forwarder:
             while self._direct:
                 topic, payload = self._direct.popleft()
                 session.status_mids.add(self._publish(session, topic, payload, False))
+            while self._command_acks:
+                owner, mid, qos = self._command_acks.popleft()
+                if owner == session_id and qos > 0:  # an older session's: the broker resends it
+                    session.client.ack(mid, qos)
             self._send_held(session)
             self._fill_window(session, reader)
             self.stats.inflight = session.unsettled

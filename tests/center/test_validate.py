@@ -22,6 +22,10 @@ from center.ingest.validate import (
 )
 from gateway.events import (
     AlarmSeverity,
+    AnnotationSource,
+    CallCategory,
+    CallClassified,
+    CallEscalated,
     EventType,
     GatewayAlarm,
     LineRecovery,
@@ -47,6 +51,18 @@ def sample_events() -> list[dict[str, Any]]:
             actions_last_hour=0,
         )
     )
+    annotated = {
+        "call_id": "c",
+        "line": "gsm0",
+        "at": "2026-11-28T04:40:00.000Z",
+        "reference": None,
+        "annotation_id": "a",
+        "source": AnnotationSource.CENTER,
+        "command_id": "a",
+        "center_id": "center-1",
+    }
+    events.append(CallClassified(**annotated, category=CallCategory.DARURAT))
+    events.append(CallEscalated(**annotated, agency="damkar"))
     samples = [json.loads(factory.payload(event)[1]) for event in events]
     dtmf = dict(samples[1], type="call.dtmf")  # a type the factory does not emit
     dtmf["data"] = {**samples[1]["data"], "digit": "5", "offset_ms": 10, "duration_ms": 80}
