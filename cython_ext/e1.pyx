@@ -20,19 +20,10 @@ See ``reference/e1.py``.
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.stdint cimport uint8_t
+from cython_ext.buffers cimport byte_view as _byte_view
 
 TIMESLOTS = 32
 FRAME_BYTES = 32
-
-
-cdef const uint8_t[::1] _byte_view(object data):
-    """A flat byte view of any contiguous buffer."""
-    if isinstance(data, (bytes, bytearray)):
-        return data
-    view = memoryview(data)
-    if view.format != "B" or view.ndim != 1:
-        view = view.cast("B")
-    return view
 
 
 cdef inline void _transpose(

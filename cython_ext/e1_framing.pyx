@@ -34,6 +34,7 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from libc.stdint cimport int64_t, uint8_t, uint64_t
 from libc.stdlib cimport free, realloc
 from libc.string cimport memcpy, memmove
+from cython_ext.buffers cimport byte_view as _byte_view
 
 FRAME_OCTETS = 32
 FRAME_BITS = 256
@@ -216,16 +217,6 @@ def crc4(data, int register=0):
     for i in range(view.shape[0]):
         crc = _CRC4[(crc << 4) ^ view[i]]
     return crc
-
-
-cdef const uint8_t[::1] _byte_view(object data):
-    """A flat byte view of any contiguous buffer."""
-    if isinstance(data, (bytes, bytearray)):
-        return data
-    view = memoryview(data)
-    if view.format != "B" or view.ndim != 1:
-        view = view.cast("B")
-    return view
 
 
 cdef inline int64_t _end_of_octet(int64_t bit) noexcept nogil:

@@ -21,6 +21,7 @@ of little-endian sample pairs.
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.stdint cimport int16_t, uint8_t, uint16_t
 from libc.string cimport memcpy
+from cython_ext.buffers cimport byte_view as _byte_view
 
 cdef uint8_t _ALAW_ENCODE[8192]
 cdef uint8_t _ULAW_ENCODE[16384]
@@ -124,16 +125,6 @@ cdef void _build_tables() noexcept:
 
 
 _build_tables()
-
-
-cdef const uint8_t[::1] _byte_view(object data):
-    """A flat byte view of any contiguous buffer (int16 arrays included)."""
-    if isinstance(data, (bytes, bytearray)):
-        return data
-    view = memoryview(data)
-    if view.format != "B" or view.ndim != 1:
-        view = view.cast("B")
-    return view
 
 
 cdef inline void _encode(

@@ -27,6 +27,7 @@ from collections import namedtuple
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from libc.stdint cimport uint8_t, uint16_t, uint64_t
 from libc.stdlib cimport free, malloc
+from cython_ext.buffers cimport byte_view as _byte_view
 
 from cython_ext import crc16
 
@@ -192,16 +193,6 @@ cdef void _build_tables() except *:
 
 
 _build_tables()
-
-
-cdef const uint8_t[::1] _byte_view(object data):
-    """A flat byte view of any contiguous buffer."""
-    if isinstance(data, (bytes, bytearray)):
-        return data
-    view = memoryview(data)
-    if view.format != "B" or view.ndim != 1:
-        view = view.cast("B")
-    return view
 
 
 def check_bit_order(bit_order):

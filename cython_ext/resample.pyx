@@ -56,6 +56,7 @@ from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from libc.math cimport M_PI, floor, sin, sqrt
 from libc.stdint cimport int16_t, int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memmove, memset
+from cython_ext.buffers cimport byte_view as _byte_view
 
 CUTOFF = 0.45
 ZERO_CROSSINGS = 32
@@ -153,16 +154,6 @@ cdef inline double _dot(const int16_t* samples, const double* weights, int taps)
     if m + 2 < taps:
         acc2 = acc2 + <double>samples[m + 2] * weights[m + 2]
     return (acc0 + acc1) + (acc2 + acc3)
-
-
-cdef const uint8_t[::1] _byte_view(object data):
-    """A flat byte view of any contiguous buffer (int16 arrays included)."""
-    if isinstance(data, (bytes, bytearray)):
-        return data
-    view = memoryview(data)
-    if view.format != "B" or view.ndim != 1:
-        view = view.cast("B")
-    return view
 
 
 cdef inline int16_t _round_clip(double value) noexcept:

@@ -26,6 +26,7 @@ same order.
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from libc.math cimport M_PI, log10
 from libc.stdint cimport int16_t, int64_t, uint8_t
+from cython_ext.buffers cimport byte_view as _byte_view
 
 FRAME_MS = 20
 SILENCE_DBOV = -100.0
@@ -70,16 +71,6 @@ cdef inline double _dbov(double mean_square) noexcept:
         return _SILENCE_DBOV
     level = 10.0 * log10(ratio)
     return level if level >= _SILENCE_DBOV else _SILENCE_DBOV
-
-
-cdef const uint8_t[::1] _byte_view(object data):
-    """A flat byte view of any contiguous buffer (int16 arrays included)."""
-    if isinstance(data, (bytes, bytearray)):
-        return data
-    view = memoryview(data)
-    if view.format != "B" or view.ndim != 1:
-        view = view.cast("B")
-    return view
 
 
 cdef class VoiceActivity:
