@@ -10,16 +10,19 @@ tone stops), as ``(digit, start_sample, end_sample)``; ``flush()`` reports a
 digit still sounding at the end of the stream.
 
 The design, the requirement it meets (40 ms tones and gaps, 1.5 % / 3.5 %
-frequency, 8 dB / 4 dB twist, -42 dBm0 sensitivity, 15 dB S/N, talk-off) and
-why, are described in ``reference/dtmf.py``, the pure-Python model this
-module is held to: 102-sample blocks split in two halves; per half the
-correlation with the 8 DTMF frequencies (16 multiply-adds per sample, no
-recursion, vectorised by the compiler); per block a relative-peak test on
-the full-block spectrum, then the amplitudes of the chosen pair solved free
-of each other's leakage, their frequencies measured from the phase advance
-between halves, twist, level and power-fraction tests, and last, for a
-candidate block only, a second-harmonic test on the column tone (at twice
-its measured frequency) from the block's stored samples.
+frequency, 8 dB / 4 dB twist, -42 dBm0 sensitivity, 15 dB S/N, talk-off,
+tones that crossed a GSM-FR or AMR-NB codec) and why, are described in
+``reference/dtmf.py``, the pure-Python model this module is held to:
+102-sample blocks split in two halves; per half the correlation with the 8
+DTMF frequencies (16 multiply-adds per sample, no recursion, vectorised by
+the compiler); per block a relative-peak test on the full-block spectrum,
+then the amplitudes of the chosen pair solved free of each other's leakage,
+their frequencies measured from the phase advance between halves, per-block
+twist, level and power-fraction (duration) tests, and last, for a candidate
+block only, a second-harmonic test on the column tone (at twice its measured
+frequency) from the block's stored samples. A digit starts on two agreeing
+blocks (adjacent, or with one empty block between) whose summed tone powers
+pass the digit twist limits.
 
 Both implementations do the same IEEE operations in the same order: the
 per-sample correlations in float32, everything else in double precision;
@@ -52,9 +55,11 @@ DBM0_TO_DBOV = -6.15
 NORMAL_TWIST_DB = 9.0
 REVERSE_TWIST_DB = 5.0
 RELATIVE_PEAK_DB = 8.0
-MIN_POWER_FRACTION = 0.70
+MIN_POWER_FRACTION = 0.85
 SECOND_HARMONIC_DB = 12.0
-HALF_BALANCE_DB = 4.0
+HALF_BALANCE_DB = 8.0
+BLOCK_NORMAL_TWIST_DB = 14.0
+BLOCK_REVERSE_TWIST_DB = 10.0
 FREQUENCY_TOLERANCE = 0.0245
 REFINE_LOW = 0.015
 REFINE_HIGH = 0.035
@@ -66,9 +71,11 @@ cdef double _DBM0_TO_DBOV = -6.15
 cdef double _NORMAL_TWIST_DB = 9.0
 cdef double _REVERSE_TWIST_DB = 5.0
 cdef double _RELATIVE_PEAK_DB = 8.0
-cdef double _MIN_POWER_FRACTION = 0.70
+cdef double _MIN_POWER_FRACTION = 0.85
 cdef double _SECOND_HARMONIC_DB = 12.0
-cdef double _HALF_BALANCE_DB = 4.0
+cdef double _HALF_BALANCE_DB = 8.0
+cdef double _BLOCK_NORMAL_TWIST_DB = 14.0
+cdef double _BLOCK_REVERSE_TWIST_DB = 10.0
 SECOND_HARMONIC_DB = 12.0
 cdef double _FREQUENCY_TOLERANCE = 0.0245
 cdef double _REFINE_LOW = 0.015
@@ -129,6 +136,8 @@ cdef class _Tables:
     cdef double relative_peak
     cdef double normal_twist
     cdef double reverse_twist
+    cdef double block_normal_twist
+    cdef double block_reverse_twist
     cdef double second_harmonic
     cdef double balance
 
@@ -172,6 +181,8 @@ cdef class _Tables:
         self.relative_peak = pow(10.0, _RELATIVE_PEAK_DB / 10.0)
         self.normal_twist = pow(10.0, _NORMAL_TWIST_DB / 10.0)
         self.reverse_twist = pow(10.0, _REVERSE_TWIST_DB / 10.0)
+        self.block_normal_twist = pow(10.0, _BLOCK_NORMAL_TWIST_DB / 10.0)
+        self.block_reverse_twist = pow(10.0, _BLOCK_REVERSE_TWIST_DB / 10.0)
         self.balance = pow(10.0, -_HALF_BALANCE_DB / 20.0)
         self.second_harmonic = (
             <double>self.block * <double>self.block / 2.0 * pow(10.0, -_SECOND_HARMONIC_DB / 10.0)
@@ -280,6 +291,16 @@ cdef class DtmfDetector:
     cdef long long _digit_start
     cdef long long _digit_end
     cdef int _misses
+    # Tone powers (row, column) of the last block that held a digit, and of the one before.
+    cdef double _hit_row_power
+    cdef double _hit_column_power
+    cdef double _previous_row_power
+    cdef double _previous_column_power
+    # The block before the previous one: its digit, start and tone powers.
+    cdef int _hit_before
+    cdef long long _before_block_start
+    cdef double _before_row_power
+    cdef double _before_column_power
 
     def __init__(self, int sample_rate=8000):
         if not 4000 <= sample_rate <= 48000:
@@ -297,6 +318,14 @@ cdef class DtmfDetector:
         self._digit_start = 0
         self._digit_end = 0
         self._misses = 0
+        self._hit_row_power = 0.0
+        self._hit_column_power = 0.0
+        self._previous_row_power = 0.0
+        self._previous_column_power = 0.0
+        self._hit_before = -1
+        self._before_block_start = 0
+        self._before_row_power = 0.0
+        self._before_column_power = 0.0
         self._reset_block()
 
     def __dealloc__(self):
@@ -350,6 +379,7 @@ cdef class DtmfDetector:
         self._digit = -1
         self._misses = 0
         self._last_hit = -1
+        self._hit_before = -1
         self._reset_block()
         return events
 
@@ -413,15 +443,42 @@ cdef class DtmfDetector:
                     events.append((_DIGITS[self._digit], self._digit_start, self._digit_end))
                     self._digit = -1
                     self._misses = 0
-        if self._digit < 0 and hit >= 0 and hit == self._last_hit:
-            self._digit = hit
-            self._digit_start = self._previous_block_start
-            self._digit_end = block_end
-            self._misses = 0
+        if self._digit < 0 and hit >= 0:
+            # Two blocks agree: this one and the previous, or this one and the one
+            # before a block that held nothing (a codec's dropout inside the tone).
+            if hit == self._last_hit and self._pair_twist_ok(
+                self._previous_row_power, self._previous_column_power
+            ):
+                self._digit = hit
+                self._digit_start = self._previous_block_start
+            elif (
+                self._last_hit < 0
+                and hit == self._hit_before
+                and self._pair_twist_ok(self._before_row_power, self._before_column_power)
+            ):
+                self._digit = hit
+                self._digit_start = self._before_block_start
+            if self._digit >= 0:
+                self._digit_end = block_end
+                self._misses = 0
+        self._hit_before = self._last_hit
+        self._before_block_start = self._previous_block_start
+        self._before_row_power = self._previous_row_power
+        self._before_column_power = self._previous_column_power
         self._last_hit = hit
         self._previous_block_start = block_start
+        self._previous_row_power = self._hit_row_power
+        self._previous_column_power = self._hit_column_power
         self._reset_block()
         return 0
+
+    cdef bint _pair_twist_ok(self, double other_row, double other_column) noexcept:
+        """Twist of the two agreeing blocks together (the digit's, not one block's)."""
+        cdef double row_power = other_row + self._hit_row_power
+        cdef double column_power = other_column + self._hit_column_power
+        if row_power > column_power * self._t.normal_twist:
+            return False
+        return not column_power > row_power * self._t.reverse_twist
 
     cdef int _classify(self) noexcept:
         """The digit this block holds, or -1."""
@@ -529,9 +586,9 @@ cdef class DtmfDetector:
         column_power = column_power * column_power / 2.0
         if row_power < t.min_power or column_power < t.min_power:
             return -1
-        if row_power > column_power * t.normal_twist:
+        if row_power > column_power * t.block_normal_twist:
             return -1
-        if column_power > row_power * t.reverse_twist:
+        if column_power > row_power * t.block_reverse_twist:
             return -1
         block_power = <double>self._energy / <double>t.block
         if row_power + column_power < _MIN_POWER_FRACTION * block_power:
@@ -559,4 +616,6 @@ cdef class DtmfDetector:
         # |H|^2 = (A2 N / 2)^2 and column_power = Ac^2 / 2: compare A2^2 with Ac^2.
         if h_r * h_r + h_i * h_i > column_power * t.second_harmonic:
             return -1
+        self._hit_row_power = row_power
+        self._hit_column_power = column_power
         return 4 * row + (column - 4)

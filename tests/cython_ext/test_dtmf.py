@@ -347,6 +347,8 @@ def test_constants_match_the_reference() -> None:
         "MIN_POWER_FRACTION",
         "SECOND_HARMONIC_DB",
         "HALF_BALANCE_DB",
+        "BLOCK_NORMAL_TWIST_DB",
+        "BLOCK_REVERSE_TWIST_DB",
         "FREQUENCY_TOLERANCE",
         "END_BLOCKS",
     ):
