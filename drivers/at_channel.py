@@ -57,7 +57,7 @@ logger = logging.getLogger("edge112.drivers.at")
 _T = TypeVar("_T")
 
 BAUD_RATE = 115200
-READ_TIMEOUT_S = 0.1  # how long one read blocks; bounds how fast close() is noticed
+READ_TIMEOUT_S = 0.5  # how long one idle read blocks (close() cuts it short where the port can)
 WRITE_TIMEOUT_S = 1.0  # a write that cannot finish in this time means the device is gone
 COMMAND_TIMEOUT_S = 5.0
 PARTIAL_LINE_TIMEOUT_S = 1.0  # a modem never pauses this long inside a line
@@ -463,8 +463,9 @@ class AtChannel:
         return self._outcome(pending, finished, timeout)
 
     def close(self) -> None:
-        """Stop the reader (within about ``READ_TIMEOUT_S``) and close the port."""
+        """Stop the reader (at once, or within ``READ_TIMEOUT_S``) and close the port."""
         self._closing.set()
+        self._cancel_read()
         self._fail_pending("channel closed")
         if threading.current_thread() is not self._reader:
             self._reader.join(CLOSE_TIMEOUT_S)
@@ -497,6 +498,17 @@ class AtChannel:
         if not pending.succeeded:
             raise AtCommandError(pending.command, pending.final or "", pending.lines)
         return pending.lines
+
+    def _cancel_read(self) -> None:
+        """Wake a reader blocked in ``read``: a local serial port or PTY can (pyserial's
+        ``cancel_read``); other URL handlers return within ``READ_TIMEOUT_S`` anyway."""
+        cancel = getattr(self._port, "cancel_read", None)
+        if cancel is None:
+            return
+        try:
+            cancel()
+        except (NotImplementedError, *PORT_ERRORS) as exc:
+            logger.debug("%s: cancelling the read failed: %s", self.name, exc)
 
     def _close_port(self) -> None:
         try:

@@ -119,7 +119,8 @@ PING_ATTEMPTS = 3  # the first command after opening may meet boot noise; so may
 LIVENESS_S = 4.0  # idle this long without an answer: AT ping (hung found in <= 4 + 3 x 1 s)
 CALL_POLL_INTERVAL_S = 1.0  # AT+CLCC while a call is up
 SIGNAL_POLL_INTERVAL_S = 30.0  # AT+CSQ and registration
-TICK_S = 0.1  # worker wake-up: caller-id grace and auto-answer latency
+TICK_S = 0.1  # worker wake-up during a call: caller-id grace and auto-answer latency
+IDLE_TICK_S = 0.5  # ... with no call: every URC wakes it anyway, so this only paces the timers
 MAX_CONSECUTIVE_TIMEOUTS = 3  # then the modem counts as hung: reopen the port
 SIGNAL_REPORT_STEP_DB = 6  # smaller signal changes do not make a LineStatus
 RESET_SETTLE_S = 0.5  # after a boot banner, let the rest of the banner arrive before set-up
@@ -395,7 +396,7 @@ class GsmModemDriver(CallControl, Readiness, LineDriverBase[AtChannel]):
                 raise AtChannelClosedError(self._lost_reason)
             if self._consecutive_timeouts >= MAX_CONSECUTIVE_TIMEOUTS:
                 raise ModemHungError(f"{MAX_CONSECUTIVE_TIMEOUTS} commands timed out in a row")
-            self._wake.wait(TICK_S)
+            self._wake.wait(TICK_S if self._tracker.state is not CallState.IDLE else IDLE_TICK_S)
             self._wake.clear()
             self._note_progress()
             if self._take_reset(channel):
