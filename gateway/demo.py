@@ -6,9 +6,16 @@ Quectel EC25 and a SIMCom SIM7600) and one simulated E1 PRI span on unix
 sockets (``edge112 sim e1``: both directions, real time), each taking a
 random 112 call mix, the gateway exactly as ``edge112 run`` builds it (the
 span tapped with B-channel audio on: stereo recordings, caller left), and a
-subscriber that prints what a regional center receives. At the end, a
-summary: events committed, delivered, lost, duplicated; calls placed by the
-simulators against calls reported.
+subscriber that prints what a regional center receives, with the line LEDs
+of the simulated board (``[board] backend = "simulated"``) as they change.
+Beside them, a regional center (``center/``: SQLite in the same directory,
+its dashboard on a free loopback port, printed at the start) stores the feed.
+
+At the end, a summary: calls placed by the simulators against calls
+reported; events committed (the gateway's outbox) and delivered (the
+subscriber); and the center's own completeness check of the gateway's feed
+(events stored, highest contiguous seq, gaps, duplicates) and its calls by
+category. Modules: ``demo_view`` (the live lines), ``demo_center`` (the center).
 
 The demo plays the technician who plugs hardware in, so it imports
 ``drivers`` (the simulators and the GSM and E1 settings) by design, as
@@ -37,6 +44,7 @@ from drivers.simulated.e1_script import N2U, U2N, ScheduledSpanCall, SpanCallRec
 from drivers.simulated.e1_span import SimulatedSpan
 from drivers.simulated.gsm_modem import PlacedCall, SimulatedGsmModem
 from drivers.simulated.scenario import Scenario, play, random_calls
+from firmware_py.board_settings import BoardSettings, parse_board_settings
 from gateway.audio.wav import write_wav
 from gateway.broker import PrivateBroker
 from gateway.config import (
@@ -48,9 +56,10 @@ from gateway.config import (
 )
 from gateway.consumer import FeedMonitor
 from gateway.daemon import Gateway
+from gateway.demo_center import CenterFigures, CenterUnavailable, DemoCenter
+from gateway.demo_view import LedWatcher, describe
 from gateway.events import TOPIC_ROOT
 from gateway.ids import uuid7_str
-from gateway.privacy import mask_number
 
 DEMO_REGION = "64.74"  # Kota Bontang
 MODEMS = (("gsm0", "quectel_ec25"), ("gsm1", "simcom_sim7600"))
@@ -62,53 +71,11 @@ DRAIN_TIMEOUT_S = 15.0
 GHOST_AFTER_S = 3.0
 SILENT_PROMPT_AFTER_S = 2.0
 PROMPT_S = 1.0
-
-
-def describe(event: dict[str, Any]) -> str:
-    """One line of the live view for an event as received."""
-    data = event.get("data", {})
-    kind = event.get("type", "?")
-    detail = ""
-    if kind == "call.offered":
-        detail = f"{mask_number(data.get('number')):>16} {data.get('presentation')}"
-    elif kind == "call.answered":
-        detail = f"after {data.get('ring_count')} ring(s), {data.get('ring_time_ms')} ms"
-    elif kind == "call.ended":
-        detail = f"{data.get('duration_ms', 0) / 1000:.1f} s, {data.get('cause')}"
-    elif kind == "call.abandoned":
-        detail = f"terputus after {data.get('ring_count')} ring(s), {data.get('cause')}"
-        if data.get("outcome") is not None:  # a span: abandoned by the caller, or refused
-            detail = f"{data['outcome']} after {data.get('ring_time_ms')} ms, {data.get('cause')}"
-    if data.get("b_channel") is not None:  # span calls: the B-channel, the Q.850 cause
-        detail += f", B-channel {data['b_channel']}"
-    if data.get("q850_cause") is not None:
-        detail += f", Q.850 cause {data['q850_cause']} from the {data.get('cleared_by')} side"
-    elif kind == "call.dtmf":
-        detail = f"digit {data.get('digit')} at {data.get('offset_ms', 0) / 1000:.1f} s"
-    elif kind == "call.audio_summary":
-        first = data.get("first_speech_ms")
-        silent_call = data.get("silent_call") or {}
-        detail = (
-            f"speech {data.get('speech_ratio', 0):.0%}"
-            + (f", first at {first / 1000:.1f} s" if first is not None else ", nobody spoke")
-            + (f", digits {data['digits']}" if data.get("digits") else "")
-            + (f", category {data['category']}" if data.get("category") else "")
-            + (", prompted" if silent_call.get("prompted") else "")
-            + (", pressed 55" if silent_call.get("pressed_55") else "")
-            + (", recorded" if data.get("recording") else "")
-        )
-    elif kind == "line.status":
-        signal = data.get("signal_dbm")
-        detail = f"{data.get('state')}: {data.get('detail')}" + (
-            f", {signal} dBm" if signal is not None else ""
-        )
-    elif kind == "gateway.alarm":
-        detail = f"{data.get('severity')}: {data.get('message')}"
-    call = str(data.get("call_id", ""))[-6:]
-    return (
-        f"  {event.get('ts', '')[11:23]}  seq {event.get('seq'):>4}  "
-        f"{data.get('line', '-'):5} {kind:15} {call:6} {detail}"
-    )
+LED_IDLE_S = 2.0  # the LEDs follow the gateway's state within a tick or two
+CENTER_DRAIN_S = 15.0  # the center stores what the subscriber received (well under a second)
+LINES = (*(name for name, _ in MODEMS), SPAN)
+DEMO_PINS = {"led_ready": 17, "led_broker": 27, "led_backlog": 22, "led_alarm": 23}
+LINE_LED_PINS = dict(zip(LINES, (5, 6, 13), strict=True))
 
 
 def demo_scenario(calls_per_minute: float, duration_s: float, seed: int) -> Scenario:
@@ -141,6 +108,13 @@ def demo_span_scenario(calls_per_minute: float, duration_s: float, seed: int) ->
     return SpanScenario(calls=calls, seed=seed)
 
 
+def demo_board(workdir: Path) -> BoardSettings:
+    """A simulated board with the system LEDs and one LED per line, its state in a file."""
+    pins = {**DEMO_PINS, **{f"led_{line}": pin for line, pin in LINE_LED_PINS.items()}}
+    table = {"backend": "simulated", "state_file": str(workdir / "board.json"), "pins": pins}
+    return parse_board_settings(table, LINES, ())
+
+
 def run_demo(
     *,
     broker_url: str | None = None,
@@ -159,6 +133,16 @@ def run_demo(
         finally:
             if broker is not None:
                 broker.close()
+
+
+def _start_center(workdir: Path, broker_url: str, say: Any) -> DemoCenter | None:
+    try:
+        center = DemoCenter(workdir, broker_url).start()
+    except CenterUnavailable as error:
+        say(f"  regional center: not started ({error}); the summary counts the subscriber only")
+        return None
+    say(f"  regional center: dashboard {center.url}  (SQLite {center.database})")
+    return center
 
 
 def _run(
@@ -205,6 +189,7 @@ def _run(
             silent_prompt_after_s=SILENT_PROMPT_AFTER_S,
             silent_listen_s=3.0,
         ),
+        board=demo_board(workdir),
         source="<demo>",
     )
     say(f"edge112 demo: gateway {gateway_id}, region {DEMO_REGION}, broker {broker_url}")
@@ -217,6 +202,11 @@ def _run(
         f"  recordings in {workdir / 'recordings'}; silent callers hear a prompt after "
         f"{SILENT_PROMPT_AFTER_S:g} s"
     )
+    say(
+        f"  simulated board: one LED per line (ready = steady, ringing = fast blink, in call = "
+        f"slow blink); watch it with: edge112 sim board --watch --state {workdir / 'board.json'}"
+    )
+    center = _start_center(workdir, broker_url, say)
     say(f"  subscriber on {TOPIC_ROOT}/{DEMO_REGION}/{gateway_id}/#  (caller numbers masked here)")
     monitor = FeedMonitor(
         broker_url,
@@ -225,6 +215,7 @@ def _run(
     ).start()
     gateway = Gateway(config)
     gateway.start()
+    leds = LedWatcher(lambda: gateway.leds.shown, list(LINES), say).start()
     stop = threading.Event()
     placed: list[PlacedCall] = []
     players = [
@@ -263,6 +254,8 @@ def _run(
         time.sleep(0.1)
     # The simulators are done; give the gateway the moment it needs to see the last hang-ups.
     monitor.wait_for(lambda m: not _calls_in_progress(m, gateway_id), DRAIN_TIMEOUT_S)
+    leds.wait_idle(LED_IDLE_S)  # the LED thread's last tick shows the lines ready again
+    leds.stop()
     gateway.stop_drivers()
     for modem in modems:
         modem.close()  # calls still queued in a simulator never rang: cancelled
@@ -278,10 +271,33 @@ def _run(
         time.sleep(0.1)
     next_seq = reader.stats().next_seq
     reader.close()
-    monitor.wait_for(lambda m: len(m.feed(gateway_id).events) >= next_seq - 1, 5)
+    last_seq = next_seq - 1
+    monitor.wait_for(lambda m: len(m.feed(gateway_id).events) >= last_seq, 5)
     gateway.stop()
     monitor.stop()
-    return _summary(say, monitor, gateway_id, next_seq - 1, committed, placed, span.records)
+    figures = None
+    if center is not None:
+        figures = _center_figures(center, gateway_id, last_seq)
+        center.stop()
+    say("")
+    say("summary")
+    _say_calls(say, monitor, gateway_id, placed, span.records)
+    say(
+        "  line LEDs seen:                 "
+        + ", ".join(f"{line} {state}" for line, state in sorted(leds.seen))
+    )
+    return _say_delivery(say, monitor, gateway_id, last_seq, committed, figures)
+
+
+def _center_figures(center: DemoCenter, gateway_id: str, last_seq: int) -> CenterFigures | None:
+    """The center's figures once it holds every seq up to ``last_seq`` (or at the deadline)."""
+    deadline = time.monotonic() + CENTER_DRAIN_S
+    while True:
+        figures = center.figures(gateway_id, DEMO_REGION)
+        done = figures is not None and figures.contiguous_seq >= last_seq
+        if done or time.monotonic() > deadline:
+            return figures
+        time.sleep(0.1)
 
 
 def _calls_in_progress(monitor: FeedMonitor, gateway_id: str) -> set[str]:
@@ -292,28 +308,27 @@ def _calls_in_progress(monitor: FeedMonitor, gateway_id: str) -> set[str]:
     return started
 
 
-def _summary(
+def _say_calls(
     say: Any,
     monitor: FeedMonitor,
     gateway_id: str,
-    last_seq: int,
-    committed: int,
     placed: list[PlacedCall],
     span_calls: list[SpanCallRecord],
-) -> int:
-    feed = monitor.feed(gateway_id)
-    lost = feed.missing(last_seq)
-    types = Counter(event["type"] for event in feed.events.values())
+) -> None:
+    """Calls placed by the simulators against calls the gateway reported, in plain words."""
+    types = Counter(event["type"] for event in monitor.feed(gateway_id).events.values())
     outcomes = Counter(call.outcome.value if call.outcome else "unfinished" for call in placed)
-    say("")
-    say("summary")
-    queued = outcomes.pop("cancelled", 0)
-    rang = len(placed) - queued
+    cancelled = outcomes.pop("cancelled", 0)
+    rang = len(placed) - cancelled
     say(
-        f"  calls that rang in the simulators: {rang} "
+        f"  calls placed by the simulated modems: {len(placed)}; {rang} rang the gateway "
         f"({', '.join(f'{n} {o}' for o, n in sorted(outcomes.items()))})"
-        + (f"; {queued} more were queued when the demo ended and never rang" if queued else "")
     )
+    if cancelled:
+        say(
+            f"    {cancelled} 'cancelled': still waiting in a simulator's queue when the demo "
+            "stopped taking calls; they never rang, so no gateway could report them"
+        )
     span_outcomes = Counter(record.spec.outcome.value for record in span_calls)
     say(
         f"  calls offered on the span {SPAN}: {len(span_calls)} "
@@ -324,12 +339,42 @@ def _summary(
         [e for e in monitor.events_of(gateway_id, "call.offered") if e["data"]["line"] == SPAN]
     )
     say(
-        f"  calls reported (call.offered):  {types['call.offered']} (one per call that rang; "
-        f"{span_reported} on {SPAN})"
+        f"  calls reported (call.offered):  {types['call.offered']} (one per call that rang "
+        f"or was offered; {span_reported} on {SPAN})"
     )
     say(f"  events by type:                 {dict(sorted(types.items()))}")
+
+
+def _say_delivery(
+    say: Any,
+    monitor: FeedMonitor,
+    gateway_id: str,
+    last_seq: int,
+    committed: int,
+    figures: CenterFigures | None,
+) -> int:
+    """Gateway side (committed, delivered), then the center's completeness check; exit code."""
+    feed = monitor.feed(gateway_id)
     say(f"  committed to the outbox:        {last_seq} (seq 1..{last_seq}; {committed} this run)")
     say(f"  delivered to the subscriber:    {len(feed.events)}")
-    say(f"  duplicates dropped by event_id: {feed.duplicates}")
+    delivered = len(feed.events) == last_seq
+    if figures is None:  # no center: the subscriber's own count
+        lost = feed.missing(last_seq)
+        say(f"  duplicates dropped by event_id: {feed.duplicates}")
+        say(f"  lost:                           {len(lost)}" + (f" {lost[:20]}" if lost else ""))
+        return 0 if not lost and delivered else 1
+    lost = figures.missing_below(last_seq)
+    gaps = ", ".join(f"{g['first_seq']}-{g['last_seq']}" for g in figures.gaps) or "none"
+    say(f"  the center's completeness check of {gateway_id}:")
+    say(f"    events stored:                {figures.events}")
+    say(f"    highest contiguous seq:       {figures.contiguous_seq} (of {last_seq} committed)")
+    say(f"    gaps:                         {gaps}")
+    say(f"    duplicates (stored once):     {figures.duplicates}")
+    say(
+        f"    calls by category:            {figures.calls} in {DEMO_REGION} ("
+        + ", ".join(f"{n} {name}" for name, n in figures.categories.items() if n)
+        + "; a call-taker classifies the unclassified ones on the desk)"
+    )
     say(f"  lost:                           {len(lost)}" + (f" {lost[:20]}" if lost else ""))
-    return 0 if not lost and len(feed.events) == last_seq else 1
+    stored = figures.events == last_seq and figures.contiguous_seq == last_seq
+    return 0 if not lost and stored and delivered else 1
