@@ -10,24 +10,33 @@ the period and bucket of ``counted_at``: the time of its ``call.offered``
 Buckets (hour, day, month) are in local time at ``stats.utc_offset`` (WIB,
 +07:00, by default; WITA +08:00 and WIT +09:00 regions can ask for theirs).
 Answer-time percentiles are nearest-rank over ``ring_time_ms`` of answered
-calls (the same numbers on PostgreSQL and SQLite).
+calls, to **1 second**: the value is the whole second of the nearest-rank ring
+time, in ms (4,999 ms gives 4000); a percentile at 120 s or more is the exact
+ring time (the same numbers on PostgreSQL and SQLite).
+
+Whole hours of a period are read from the rollups (``center.rollup``: UTC day
+and hour rows kept by triggers on ``calls``), the partial hours at its ends
+(a period edge inside an hour) from ``calls``: the answers are those of a scan
+of ``calls``, at a cost of about one row per (day or hour, region, category)
+instead of one per call.
 """
 
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, case, func, literal_column, select
+from sqlalchemy import Connection, and_, case, func, literal_column, or_, select
 
+from center import rollup
 from center.regions import region_name, regions
 from center.storage import tables
 from center.storage.database import bucket
-from gateway.events import format_ts
+from gateway.events import CallCategory, format_ts
 
-CATEGORIES = ("darurat", "informasi", "prank", "ghost", "terputus", "unclassified")
+CATEGORIES = (*(category.value for category in CallCategory), "unclassified")
 PERCENTILES = (50, 90, 95, 99)
 
 
@@ -41,6 +50,15 @@ def category_expression() -> Any:
 
 def _in_period(column: Any, start: datetime, end: datetime) -> Any:
     return and_(column >= start, column < end)
+
+
+def _in_rollup(table: Any, ranges: list[tuple[int, datetime, datetime]]) -> Any:
+    return or_(
+        *(
+            and_(table.c.hours == hours, table.c.starts >= first, table.c.starts < last)
+            for hours, first, last in ranges
+        )
+    )
 
 
 def calls_by_region(connection: Connection, start: datetime, end: datetime) -> list[dict[str, Any]]:
@@ -63,30 +81,42 @@ def calls_by_region(connection: Connection, start: datetime, end: datetime) -> l
             }
         return per_region[code]
 
-    for row in connection.execute(
-        select(calls.c.region, category, func.count())
-        .where(_in_period(calls.c.counted_at, start, end))
-        .group_by(calls.c.region, category)
-    ):
-        entry = row_for(row.region)
-        entry[row.category if row.category in CATEGORIES else "unclassified"] += row[2]
-        entry["calls"] += row[2]
-    for row in connection.execute(
+    ranges, scans = rollup.split_period(start, end)
+    queries = [
         select(
             calls.c.region,
+            category,
+            func.count(),
             func.sum(case((calls.c.abandoned.is_(True), 1), else_=0)),
             func.sum(case((calls.c.ghost.is_(True), 1), else_=0)),
             func.sum(case((calls.c.answered_at.is_not(None), 1), else_=0)),
         )
-        .where(_in_period(calls.c.counted_at, start, end))
-        .group_by(calls.c.region)
-    ):
-        entry = row_for(row.region)
-        entry["abandoned"], entry["ghost_detected"], entry["answered"] = (
-            int(row[1] or 0),
-            int(row[2] or 0),
-            int(row[3] or 0),
+        .where(_in_period(calls.c.counted_at, first, last))
+        .group_by(calls.c.region, category)
+        for first, last in scans  # partial hours at the period's ends
+    ]
+    if ranges:
+        counts = tables.call_rollup
+        queries.append(
+            select(
+                counts.c.region,
+                counts.c.category,
+                func.sum(counts.c.calls),
+                func.sum(counts.c.abandoned),
+                func.sum(counts.c.ghost),
+                func.sum(counts.c.answered),
+            )
+            .where(_in_rollup(counts, ranges))
+            .group_by(counts.c.region, counts.c.category)
+            .having(func.sum(counts.c.calls) > 0)  # a call moved away leaves zeros behind
         )
+    for row in (row for query in queries for row in connection.execute(query)):
+        entry = row_for(row.region)
+        entry[row.category if row.category in CATEGORIES else "unclassified"] += int(row[2])
+        entry["calls"] += int(row[2])
+        entry["abandoned"] += int(row[3] or 0)
+        entry["ghost_detected"] += int(row[4] or 0)
+        entry["answered"] += int(row[5] or 0)
     for row in connection.execute(
         select(calls.c.region, func.count())
         .select_from(annotations.join(calls, annotations.c.call_id == calls.c.call_id))
@@ -134,30 +164,52 @@ def calls_over_time(
 def answer_time(
     connection: Connection, start: datetime, end: datetime, region: str | None = None
 ) -> dict[str, Any]:
-    """Nearest-rank percentiles of ring_time_ms over answered calls."""
+    """Nearest-rank percentiles of ring_time_ms over answered calls, to the second."""
     calls = tables.calls
-    where = [
-        _in_period(calls.c.counted_at, start, end),
-        calls.c.answered_at.is_not(None),
-        calls.c.ring_time_ms.is_not(None),
-    ]
+    where: list[Any] = [calls.c.answered_at.is_not(None), calls.c.ring_time_ms.is_not(None)]
     if region:
         where.append(calls.c.region == region)
-    count = int(
-        connection.execute(select(func.count()).select_from(calls).where(*where)).scalar() or 0
-    )
+    ranges, scans = rollup.split_period(start, end)
+    seconds: Counter[int] = Counter()  # answered calls per whole second of ring time
+    for first, last in scans:  # partial hours at the period's ends
+        for ring_ms, n in connection.execute(
+            select(calls.c.ring_time_ms, func.count())
+            .where(_in_period(calls.c.counted_at, first, last), *where)
+            .group_by(calls.c.ring_time_ms)
+        ):
+            seconds[min(max(int(ring_ms), 0) // 1000, rollup.RING_OVERFLOW_S)] += int(n)
+    if ranges:
+        ring = tables.ring_rollup
+        for ring_s, n in connection.execute(
+            select(ring.c.ring_s, func.sum(ring.c.answered))
+            .where(ring.c.region == (region or ""), _in_rollup(ring, ranges))
+            .group_by(ring.c.ring_s)
+        ):
+            seconds[int(ring_s)] += int(n)
+    count = sum(seconds.values())
     result: dict[str, Any] = {"answered": count}
     for percentile in PERCENTILES:
         value = None
         if count:
             rank = max(1, math.ceil(percentile / 100 * count))
-            value = connection.execute(
-                select(calls.c.ring_time_ms)
-                .where(*where)
-                .order_by(calls.c.ring_time_ms)
-                .limit(1)
-                .offset(rank - 1)
-            ).scalar()
+            below = 0
+            for ring_s in sorted(seconds):
+                if below + seconds[ring_s] >= rank:
+                    break
+                below += seconds[ring_s]
+            value = ring_s * 1000
+            if ring_s == rollup.RING_OVERFLOW_S:  # 120 s or more: the exact ring time
+                value = connection.execute(
+                    select(calls.c.ring_time_ms)
+                    .where(
+                        _in_period(calls.c.counted_at, start, end),
+                        calls.c.ring_time_ms >= rollup.RING_OVERFLOW_S * 1000,
+                        *where,
+                    )
+                    .order_by(calls.c.ring_time_ms)
+                    .limit(1)
+                    .offset(rank - below - 1)
+                ).scalar()
         result[f"p{percentile}_ms"] = value
     return result
 

@@ -47,9 +47,19 @@ class DatabaseUrlError(ValueError):
     """A database URL this center cannot use."""
 
 
+def _add_rollups(connection: Connection) -> None:
+    """2: the dashboard's rollups (center.rollup), their triggers, filled from ``calls``."""
+    from center import rollup
+
+    tables.call_rollup.create(connection)
+    tables.ring_rollup.create(connection)
+    rollup.install_triggers(connection)
+    rollup.backfill(connection)
+
+
 # Migration N takes a database from version N-1 to N. A release appends one and never
 # edits an old one; tables.py always describes the newest version.
-MIGRATIONS: list[Callable[[Connection], None]] = []
+MIGRATIONS: list[Callable[[Connection], None]] = [_add_rollups]
 CURRENT_VERSION = 1 + len(MIGRATIONS)
 
 
@@ -113,6 +123,9 @@ def migrate(engine: Engine) -> list[int]:
         now = datetime.now(UTC)
         if version == 0:
             tables.metadata.create_all(connection)
+            from center import rollup
+
+            rollup.install_triggers(connection)  # what create_all cannot say
             connection.execute(
                 tables.schema_version.insert().values(version=CURRENT_VERSION, applied_at=now)
             )

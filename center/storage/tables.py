@@ -14,6 +14,10 @@
     commands      what the center must publish to a gateway (durable, retried)
     explained     seq ranges a gateway.alarm says are gone (shed, unreadable)
     alarms        the center's own alarms (gap open, gateway offline, seq conflict)
+    call_rollup   calls per (UTC hour or day, region, category): counts, abandoned,
+                  ghost, answered; kept by triggers on ``calls`` (center.rollup)
+    ring_rollup   answered calls per (UTC hour or day, region or '' for all, whole
+                  second of ring time 0..119, 120 = 120 s or more)
 
 Timestamps are UTC (``UtcDateTime``: timestamptz on PostgreSQL, ISO text on
 SQLite, always timezone-aware in Python).
@@ -35,6 +39,8 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    PrimaryKeyConstraint,
+    SmallInteger,
     String,
     Table,
     Text,
@@ -233,6 +239,31 @@ alarms = Table(
         sqlite_where=text("cleared_at IS NULL"),
         postgresql_where=text("cleared_at IS NULL"),
     ),
+)
+
+call_rollup = Table(  # maintained by center.rollup's triggers on calls: never write it
+    "call_rollup",
+    metadata,
+    Column("hours", SmallInteger, nullable=False),  # 1: an hour row, 24: a day row
+    Column("starts", UtcDateTime, nullable=False),  # the UTC hour or day
+    Column("region", String(16), nullable=False),
+    Column("category", String(16), nullable=False),  # desk, else gateway, else unclassified
+    Column("calls", BigInteger, nullable=False),
+    Column("abandoned", BigInteger, nullable=False),
+    Column("ghost", BigInteger, nullable=False),
+    Column("answered", BigInteger, nullable=False),
+    PrimaryKeyConstraint("hours", "starts", "region", "category", name="call_rollup_key"),
+)
+
+ring_rollup = Table(  # the ring-time histogram of answered calls, by center.rollup's triggers
+    "ring_rollup",
+    metadata,
+    Column("hours", SmallInteger, nullable=False),
+    Column("region", String(16), nullable=False),  # '' : all regions
+    Column("starts", UtcDateTime, nullable=False),
+    Column("ring_s", SmallInteger, nullable=False),  # whole seconds; 120: 120 s or more
+    Column("answered", BigInteger, nullable=False),
+    PrimaryKeyConstraint("hours", "region", "starts", "ring_s", name="ring_rollup_key"),
 )
 
 schema_version = Table(
