@@ -67,6 +67,7 @@ EXCERPT_CHARS = 48
 
 # What a vanished USB serial device raises (pyserial #341, #401); is_open stays True.
 PORT_ERRORS: tuple[type[BaseException], ...] = (serial.SerialException, OSError, termios.error)
+CANCEL_ERRORS: tuple[type[BaseException], ...] = (NotImplementedError, *PORT_ERRORS)
 
 FINAL_OK_LINES = frozenset({"OK"})
 FINAL_ERROR_LINES = frozenset({"ERROR", "COMMAND NOT SUPPORT", "TOO MANY PARAMETERS"})
@@ -507,7 +508,7 @@ class AtChannel:
             return
         try:
             cancel()
-        except (NotImplementedError, *PORT_ERRORS) as exc:
+        except CANCEL_ERRORS as exc:
             logger.debug("%s: cancelling the read failed: %s", self.name, exc)
 
     def _close_port(self) -> None:
