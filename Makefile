@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN     = $(VENV)/bin
 STAMP   = $(VENV)/.installed
-SYSTEM_TOOLS ?= openssl sox espeak-ng multimon-ng tshark postgresql chromium gcc libpri-dev  # TLS test certificates; audio tests cross-check with sox/multimon-ng; tshark decodes LAPD/Q.931 independently; the center tests on PostgreSQL and in headless chromium; the E1 tests build a libpri peer with gcc
+SYSTEM_TOOLS ?= openssl sox espeak-ng multimon-ng tshark postgresql chromium gcc libpri-dev debootstrap  # TLS test certificates; audio tests cross-check with sox/multimon-ng; tshark decodes LAPD/Q.931 independently; the center tests on PostgreSQL and in headless chromium; the E1 tests build a libpri peer with gcc; the install test builds a clean Debian root with debootstrap
 
 .PHONY: demo test lint typecheck unit bench clean system-deps
 
@@ -36,6 +36,8 @@ bench: $(STAMP)
 	$(BIN)/python bench/bench_spine.py $(BENCH_ARGS)
 	$(BIN)/python bench/bench_audio.py
 	$(BIN)/python bench/bench_e1.py
+	$(BIN)/python bench/bench_gsm.py
+	$(BIN)/python bench/bench_center.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info cython_ext/*.c cython_ext/*.so

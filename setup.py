@@ -1,9 +1,11 @@
 """Build the Cython hot paths in cython_ext/.
 
 Metadata lives in pyproject.toml; this file only declares the compiled
-extensions. Every ``cython_ext/*.pyx`` becomes ``cython_ext.<name>``.
+extensions. Every ``cython_ext/*.pyx`` becomes ``cython_ext.<name>``, compiled
+on every core (an install on a Pi builds them from source).
 """
 
+import os
 from pathlib import Path
 
 from Cython.Build import cythonize
@@ -30,4 +32,5 @@ setup(
             "initializedcheck": False,
         },
     ),
+    options={"build_ext": {"parallel": os.cpu_count() or 1}},
 )

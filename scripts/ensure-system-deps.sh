@@ -18,6 +18,8 @@ for extra in "$@"; do
         postgresql) compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null || need+=(postgresql) ;;
         # a library, no program: its header says it is there (the E1 tests' libpri peer)
         libpri-dev) [[ -e /usr/include/libpri.h ]] || need+=(libpri-dev) ;;
+        # in /usr/sbin, off a normal user's PATH
+        debootstrap) [[ -x /usr/sbin/debootstrap ]] || need+=(debootstrap) ;;
         *) command -v "$extra" >/dev/null 2>&1 || need+=("$extra") ;;
     esac
 done

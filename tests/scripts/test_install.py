@@ -97,6 +97,9 @@ def test_install_into_a_clean_debian_root(tmp_path: Path) -> None:
     assert owner_mode(unit)[2] == 0o644
     assert unit.read_text() == (REPO / "systemd/edge112.service").read_text()
     assert not (root / "etc/systemd/system/edge112.service.d").exists()  # no password file
+    wants = root / "etc/systemd/system/multi-user.target.wants/edge112.service"
+    assert os.readlink(wants) == "/etc/systemd/system/edge112.service"  # enabled: starts at boot
+    assert "systemd is not running here" in out
     for rules in ("99-edge112-modems.rules", "99-edge112-gpio.rules"):
         assert owner_mode(root / "etc/udev/rules.d" / rules)[2] == 0o644
     assert os.readlink(root / "usr/local/bin/edge112") == "/opt/edge112/venv/bin/edge112"
@@ -134,6 +137,7 @@ def test_uninstall_keeps_data_unless_purged(tmp_path: Path) -> None:
     result = install(root, "--uninstall")
     assert result.returncode == 0 and "kept /etc/edge112" in result.stdout
     assert not (root / "etc/systemd/system/edge112.service").exists()
+    assert not os.path.lexists(root / "etc/systemd/system/multi-user.target.wants/edge112.service")
     assert (root / "var/lib/edge112/outbox.db").exists() and (root / "etc/edge112").exists()
     assert install(root, "--uninstall", "--purge").returncode == 0
     assert not (root / "var/lib/edge112").exists() and not (root / "etc/edge112").exists()
