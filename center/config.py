@@ -17,6 +17,7 @@ from typing import Any
 from gateway.config import (
     ConfigError,
     MqttEndpoint,
+    check_agencies,
     check_boolean,
     check_mqtt_url,
     check_number,
@@ -31,7 +32,6 @@ DESK_CATEGORIES = tuple(category.value for category in CallCategory)
 
 _IDENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$")
 _SHARE_GROUP = re.compile(r"^([A-Za-z0-9][A-Za-z0-9_-]{0,63})?$")  # empty: no shared subscription
-_AGENCY = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 _OFFSET = re.compile(r"^[+-](\d{2}):(\d{2})$")
 
 
@@ -182,17 +182,6 @@ def _share_group(value: Any) -> str | None:
     return None
 
 
-def _agencies(value: Any) -> str | None:
-    if not isinstance(value, list) or not value:
-        return f"expected a non-empty list of agency codes, got {value!r}"
-    for item in value:
-        if not isinstance(item, str) or not _AGENCY.match(item):
-            return f"expected lower-case agency codes such as 'damkar', got {item!r}"
-    if len(set(value)) != len(value):
-        return "an agency is listed twice"
-    return None
-
-
 _SECTIONS: dict[str, dict[str, Check]] = {
     "center": {
         "id": check_string(_IDENT, "letters, digits, '-' or '_' (an MQTT client id)"),
@@ -231,7 +220,7 @@ _SECTIONS: dict[str, dict[str, Check]] = {
         "clock_earliest": _date,
         "clock_max_ahead_s": check_number(0, 86400 * 365),
     },
-    "desk": {"agencies": _agencies},
+    "desk": {"agencies": check_agencies},
     "stats": {"utc_offset": _utc_offset},
 }
 

@@ -44,6 +44,7 @@ from cpython.mem cimport PyMem_Free, PyMem_Malloc
 from libc.math cimport M_PI, atan2, cos, fabs, pow, sin, sqrt
 from libc.stdint cimport int16_t, int64_t, uint8_t
 from libc.string cimport memset
+from cython_ext.buffers cimport byte_view as _byte_view
 
 ROW_FREQUENCIES = (697.0, 770.0, 852.0, 941.0)
 COLUMN_FREQUENCIES = (1209.0, 1336.0, 1477.0, 1633.0)
@@ -90,16 +91,6 @@ cdef str _DIGITS = DIGITS
 def block_samples(int sample_rate) -> int:
     """Samples per analysis block: 102 at 8 kHz, scaled (rounded) and kept even."""
     return 2 * ((51 * sample_rate + 4000) // 8000)
-
-
-cdef const uint8_t[::1] _byte_view(object data):
-    """A flat byte view of any contiguous buffer (int16 arrays included)."""
-    if isinstance(data, (bytes, bytearray)):
-        return data
-    view = memoryview(data)
-    if view.format != "B" or view.ndim != 1:
-        view = view.cast("B")
-    return view
 
 
 cdef inline void _kernel(double theta, int length, double* out_r, double* out_i) noexcept nogil:

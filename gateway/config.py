@@ -283,7 +283,7 @@ _SECTIONS: dict[str, dict[str, Check]] = {
         "token_file": _string(),
         "registry_path": _string(),
         "retention_days": _number(0.01, 3650),
-        "agencies": lambda value: _agencies(value),
+        "agencies": lambda value: check_agencies(value),
         "commands": _boolean,
     },
 }
@@ -302,7 +302,8 @@ def _listen(value: Any) -> str | None:
 _AGENCY = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 
 
-def _agencies(value: Any) -> str | None:
+def check_agencies(value: Any) -> str | None:
+    """The agency list of a [desk] section (the gateway's and the center's)."""
     if not isinstance(value, list) or not value:
         return f"expected a non-empty list of agency codes, got {value!r}"
     for item in value:
