@@ -158,6 +158,8 @@ class SerialTransport:
             data = bytes(port.read(max(1, port.in_waiting)))
         except serial.SerialException as exc:
             raise OSError(errno.EIO, str(exc)) from exc
+        except (TypeError, AttributeError) as exc:  # pyserial, port closed under the read
+            raise OSError(errno.EBADF, "port closed") from exc
         # Some handlers (socket://) only say whether anything waits: gather it all. A failure
         # here shows again on the next read, after the octets already read are handed over.
         with contextlib.suppress(serial.SerialException):
